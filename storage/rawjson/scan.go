@@ -1,0 +1,389 @@
+// Package rawjson reads and writes bokeh model JSON as raw text: it accepts the bare NaN,
+// Infinity and -Infinity tokens the Python client emits and never converts numbers to float64.
+package rawjson
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// MaxDepth bounds nesting of arrays and objects; deeper input is rejected instead of
+// exhausting the stack. Real plots nest fewer than 10 levels.
+const MaxDepth = 256
+
+// SyntaxError says what is wrong with a JSON text and where.
+type SyntaxError struct {
+	Offset int
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("invalid JSON at byte %d: %s", e.Offset, e.Msg)
+}
+
+// Info reports properties of a scanned text that callers act on.
+type Info struct {
+	// BareTokens is true when the text holds a bare NaN, Infinity or -Infinity token, which
+	// browsers cannot parse (see Sanitize).
+	BareTokens bool
+}
+
+type scanner struct {
+	data  []byte
+	pos   int
+	depth int
+	info  Info
+	onRef func(typ, id string)
+}
+
+func (s *scanner) errorf(format string, args ...any) error {
+	return &SyntaxError{Offset: s.pos, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (s *scanner) skipSpace() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) describe() string {
+	if s.pos >= len(s.data) {
+		return "end of input"
+	}
+	c := s.data[s.pos]
+	if c >= 0x20 && c < 0x7f {
+		return fmt.Sprintf("character %q", c)
+	}
+	return fmt.Sprintf("byte 0x%02x", c)
+}
+
+// value scans one value starting at s.pos (no leading space) and leaves s.pos after it.
+func (s *scanner) value() error {
+	if s.pos >= len(s.data) {
+		return s.errorf("unexpected end of input, expected a value")
+	}
+	switch c := s.data[s.pos]; {
+	case c == '{':
+		return s.object(nil)
+	case c == '[':
+		return s.array(nil)
+	case c == '"':
+		_, _, err := s.str()
+		return err
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.number()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	case c == 'N':
+		s.info.BareTokens = true
+		return s.literal("NaN")
+	case c == 'I':
+		s.info.BareTokens = true
+		return s.literal("Infinity")
+	default:
+		return s.errorf("unexpected %s, expected a value", s.describe())
+	}
+}
+
+func (s *scanner) literal(word string) error {
+	if len(s.data)-s.pos < len(word) || string(s.data[s.pos:s.pos+len(word)]) != word {
+		return s.errorf("unexpected %s, expected %q", s.describe(), word)
+	}
+	s.pos += len(word)
+	return nil
+}
+
+func (s *scanner) number() error {
+	d := s.data
+	if d[s.pos] == '-' {
+		s.pos++
+		if s.pos < len(d) && d[s.pos] == 'I' {
+			s.info.BareTokens = true
+			return s.literal("Infinity")
+		}
+	}
+	if s.pos >= len(d) {
+		return s.errorf("unexpected end of input in number")
+	}
+	switch c := d[s.pos]; {
+	case c == '0':
+		s.pos++
+	case c >= '1' && c <= '9':
+		for s.pos < len(d) && d[s.pos] >= '0' && d[s.pos] <= '9' {
+			s.pos++
+		}
+	default:
+		return s.errorf("unexpected %s in number", s.describe())
+	}
+	if s.pos < len(d) && d[s.pos] == '.' {
+		s.pos++
+		if err := s.digits(); err != nil {
+			return err
+		}
+	}
+	if s.pos < len(d) && (d[s.pos] == 'e' || d[s.pos] == 'E') {
+		s.pos++
+		if s.pos < len(d) && (d[s.pos] == '+' || d[s.pos] == '-') {
+			s.pos++
+		}
+		if err := s.digits(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *scanner) digits() error {
+	start := s.pos
+	for s.pos < len(s.data) && s.data[s.pos] >= '0' && s.data[s.pos] <= '9' {
+		s.pos++
+	}
+	if s.pos == start {
+		return s.errorf("unexpected %s in number, expected a digit", s.describe())
+	}
+	return nil
+}
+
+// str scans a string literal and returns its raw contents (between the quotes) and whether
+// they contain escapes.
+func (s *scanner) str() (raw []byte, escaped bool, err error) {
+	d := s.data
+	start := s.pos + 1
+	i := start
+	nonASCII := false
+	for {
+		if i >= len(d) {
+			s.pos = i
+			return nil, false, s.errorf("unterminated string")
+		}
+		c := d[i]
+		switch {
+		case c == '"':
+			s.pos = i + 1
+			raw := d[start:i]
+			if nonASCII && !utf8.Valid(raw) {
+				s.pos = start
+				return nil, false, s.errorf("invalid UTF-8 in string")
+			}
+			return raw, escaped, nil
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(d) {
+				s.pos = i
+				return nil, false, s.errorf("unterminated string")
+			}
+			switch d[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(d) || !isHex4(d[i+2:i+6]) {
+					s.pos = i
+					return nil, false, s.errorf("invalid \\u escape in string")
+				}
+				i += 6
+			default:
+				s.pos = i
+				return nil, false, s.errorf("invalid escape in string")
+			}
+		case c < 0x20:
+			s.pos = i
+			return nil, false, s.errorf("control character 0x%02x in string", c)
+		default:
+			if c >= 0x80 {
+				nonASCII = true
+			}
+			i++
+		}
+	}
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// object scans an object; onField, if not nil, sees each member's decoded key and value span.
+// When s.onRef is set, it is called for every object with string "type" and "id" members.
+func (s *scanner) object(onField func(key string, value []byte)) error {
+	if s.depth++; s.depth > MaxDepth {
+		return s.errorf("nesting deeper than %d levels", MaxDepth)
+	}
+	s.pos++ // '{'
+	s.skipSpace()
+	if s.pos < len(s.data) && s.data[s.pos] == '}' {
+		s.pos++
+		s.depth--
+		return nil
+	}
+	var refType, refID []byte
+	var refTypeEsc, refIDEsc bool
+	for {
+		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+			return s.errorf("unexpected %s, expected an object key", s.describe())
+		}
+		rawKey, keyEsc, err := s.str()
+		if err != nil {
+			return err
+		}
+		s.skipSpace()
+		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+			return s.errorf("unexpected %s, expected ':' after object key", s.describe())
+		}
+		s.pos++
+		s.skipSpace()
+		start := s.pos
+		if s.onRef != nil && !keyEsc && start < len(s.data) && s.data[start] == '"' &&
+			(string(rawKey) == "type" || string(rawKey) == "id") {
+			v, esc, err := s.str()
+			if err != nil {
+				return err
+			}
+			if string(rawKey) == "type" {
+				refType, refTypeEsc = v, esc
+			} else {
+				refID, refIDEsc = v, esc
+			}
+		} else if err := s.value(); err != nil {
+			return err
+		}
+		if onField != nil {
+			key := string(rawKey)
+			if keyEsc {
+				key = unescape(rawKey)
+			}
+			onField(key, s.data[start:s.pos])
+		}
+		s.skipSpace()
+		if s.pos >= len(s.data) {
+			return s.errorf("unexpected end of input in object")
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+			s.skipSpace()
+		case '}':
+			s.pos++
+			s.depth--
+			if refType != nil && refID != nil {
+				s.onRef(decodeRaw(refType, refTypeEsc), decodeRaw(refID, refIDEsc))
+			}
+			return nil
+		default:
+			return s.errorf("unexpected %s, expected ',' or '}' in object", s.describe())
+		}
+	}
+}
+
+func decodeRaw(raw []byte, escaped bool) string {
+	if escaped {
+		return unescape(raw)
+	}
+	return string(raw)
+}
+
+// array scans an array; onElem, if not nil, sees each element's span.
+func (s *scanner) array(onElem func(value []byte)) error {
+	if s.depth++; s.depth > MaxDepth {
+		return s.errorf("nesting deeper than %d levels", MaxDepth)
+	}
+	s.pos++ // '['
+	s.skipSpace()
+	if s.pos < len(s.data) && s.data[s.pos] == ']' {
+		s.pos++
+		s.depth--
+		return nil
+	}
+	for {
+		start := s.pos
+		if err := s.value(); err != nil {
+			return err
+		}
+		if onElem != nil {
+			onElem(s.data[start:s.pos])
+		}
+		s.skipSpace()
+		if s.pos >= len(s.data) {
+			return s.errorf("unexpected end of input in array")
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+			s.skipSpace()
+		case ']':
+			s.pos++
+			s.depth--
+			return nil
+		default:
+			return s.errorf("unexpected %s, expected ',' or ']' in array", s.describe())
+		}
+	}
+}
+
+// end checks that only whitespace follows the top-level value.
+func (s *scanner) end() error {
+	s.skipSpace()
+	if s.pos != len(s.data) {
+		return s.errorf("unexpected %s after the top-level value", s.describe())
+	}
+	return nil
+}
+
+// Check validates data as exactly one JSON value (bare NaN/Infinity allowed).
+func Check(data []byte) (Info, error) {
+	s := scanner{data: data}
+	s.skipSpace()
+	if err := s.value(); err != nil {
+		return s.info, err
+	}
+	return s.info, s.end()
+}
+
+// Field is one object member: its decoded key and its raw value text.
+type Field struct {
+	Key   string
+	Value []byte
+}
+
+// Fields validates data as a JSON object and returns its members in order. Values are
+// sub-slices of data.
+func Fields(data []byte) ([]Field, Info, error) {
+	s := scanner{data: data}
+	s.skipSpace()
+	if s.pos >= len(data) || data[s.pos] != '{' {
+		return nil, s.info, s.errorf("unexpected %s, expected an object", s.describe())
+	}
+	fields := make([]Field, 0, 8)
+	err := s.object(func(k string, v []byte) { fields = append(fields, Field{k, v}) })
+	if err == nil {
+		err = s.end()
+	}
+	return fields, s.info, err
+}
+
+// Elements validates data as a JSON array and returns its elements' raw texts.
+func Elements(data []byte) ([][]byte, Info, error) {
+	s := scanner{data: data}
+	s.skipSpace()
+	if s.pos >= len(data) || data[s.pos] != '[' {
+		return nil, s.info, s.errorf("unexpected %s, expected an array", s.describe())
+	}
+	var elems [][]byte
+	err := s.array(func(v []byte) { elems = append(elems, v) })
+	if err == nil {
+		err = s.end()
+	}
+	return elems, s.info, err
+}

@@ -1,0 +1,190 @@
+package rawjson
+
+import (
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// unescape decodes the contents of a valid JSON string literal that contains escapes.
+func unescape(raw []byte) string {
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		switch raw[i] {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r := hex4(raw[i+1 : i+5])
+			i += 4
+			if utf16.IsSurrogate(r) && i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+				if r2 := hex4(raw[i+3 : i+7]); utf16.DecodeRune(r, r2) != utf8.RuneError {
+					r = utf16.DecodeRune(r, r2)
+					i += 6
+				}
+			}
+			if utf16.IsSurrogate(r) {
+				r = utf8.RuneError
+			}
+			out = utf8.AppendRune(out, r)
+		default: // '"', '\\', '/'
+			out = append(out, raw[i])
+		}
+	}
+	return string(out)
+}
+
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		default:
+			r |= rune(c - 'A' + 10)
+		}
+	}
+	return r
+}
+
+// String returns the value of a raw JSON string literal (with quotes), and false when value
+// is not a valid string.
+func String(value []byte) (string, bool) {
+	if len(value) < 2 || value[0] != '"' {
+		return "", false
+	}
+	s := scanner{data: value}
+	raw, escaped, err := s.str()
+	if err != nil || s.pos != len(value) {
+		return "", false
+	}
+	return decodeRaw(raw, escaped), true
+}
+
+// Refs validates data and calls fn for every object in it (at any depth, data itself
+// included) that has string members "type" and "id": the shape of a model reference.
+func Refs(data []byte, fn func(typ, id string)) error {
+	s := scanner{data: data, onRef: fn}
+	s.skipSpace()
+	if err := s.value(); err != nil {
+		return err
+	}
+	return s.end()
+}
+
+// Sanitize returns data with every bare NaN, Infinity and -Infinity token replaced by the
+// strings "NaN", "Infinity" and "-Infinity", the form BokehJS decodes. data must be valid
+// (see Check); it is returned as is when it holds no such token.
+func Sanitize(data []byte) []byte {
+	var out []byte
+	last := 0
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '"':
+			// Skip the string; data is valid so it is terminated.
+			for i++; data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+		case 'N', 'I':
+			word := "NaN"
+			if data[i] == 'I' {
+				word = "Infinity"
+			}
+			start := i
+			if data[i] == 'I' && i > 0 && data[i-1] == '-' {
+				start, word = i-1, "-Infinity"
+			}
+			out = append(out, data[last:start]...)
+			out = strconv.AppendQuote(out, word)
+			i = start + len(word) - 1
+			last = i + 1
+		}
+	}
+	if out == nil {
+		return data
+	}
+	return append(out, data[last:]...)
+}
+
+// AppendString appends s as a JSON string literal. It escapes what JSON requires plus '<',
+// '>' and '&' (so text can sit inside HTML script elements) and U+2028/U+2029.
+func AppendString(dst []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// AppendObject appends the members as a JSON object.
+func AppendObject(dst []byte, fields []Field) []byte {
+	dst = append(dst, '{')
+	for i, f := range fields {
+		if i > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = AppendString(dst, f.Key)
+		dst = append(dst, ": "...)
+		dst = append(dst, f.Value...)
+	}
+	return append(dst, '}')
+}
