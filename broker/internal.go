@@ -1,0 +1,29 @@
+package broker
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Workers learn a document's keys from the API (so websocket auth works with every storage
+// backend) at DocKeysPath + <docid>, relative to the API's root URL including its prefix. The
+// request carries InternalTokenHeader; the answer is DocKeys as JSON, 404 for an unknown doc.
+const (
+	DocKeysPath         = "bokeh/internal/dockeys/"
+	InternalTokenHeader = "X-Bokeh-Internal-Token"
+)
+
+// DocKeys are the keys that authorize a websocket subscription to a document (§5.3).
+type DocKeys struct {
+	APIKey         string `json:"apikey"`
+	ReadOnlyAPIKey string `json:"readonlyapikey"`
+}
+
+// InternalToken derives the token API and workers exchange from the shared secret key, so the
+// secret that signs session cookies never travels over the wire.
+func InternalToken(secretKey string) string {
+	mac := hmac.New(sha256.New, []byte(secretKey))
+	mac.Write([]byte("bokeh-server internal api v1"))
+	return hex.EncodeToString(mac.Sum(nil))
+}
