@@ -19,6 +19,7 @@ func FuzzDecoder(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = Sanitize(data) // must not panic, whatever the input
 		info, err := Check(data)
 		depthOK := maxDepth(data) <= MaxDepth
 		if err != nil {

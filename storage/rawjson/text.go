@@ -1,6 +1,7 @@
 package rawjson
 
 import (
+	"bytes"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -89,7 +90,7 @@ func Refs(data []byte, fn func(typ, id string)) error {
 }
 
 // Sanitize returns data with every bare NaN, Infinity and -Infinity token replaced by the
-// strings "NaN", "Infinity" and "-Infinity", the form BokehJS decodes. data must be valid
+// strings "NaN", "Infinity" and "-Infinity", the form BokehJS decodes. data should be valid
 // (see Check); it is returned as is when it holds no such token.
 func Sanitize(data []byte) []byte {
 	var out []byte
@@ -97,8 +98,7 @@ func Sanitize(data []byte) []byte {
 	for i := 0; i < len(data); i++ {
 		switch data[i] {
 		case '"':
-			// Skip the string; data is valid so it is terminated.
-			for i++; data[i] != '"'; i++ {
+			for i++; i < len(data) && data[i] != '"'; i++ {
 				if data[i] == '\\' {
 					i++
 				}
@@ -111,6 +111,9 @@ func Sanitize(data []byte) []byte {
 			start := i
 			if data[i] == 'I' && i > 0 && data[i-1] == '-' {
 				start, word = i-1, "-Infinity"
+			}
+			if !bytes.HasPrefix(data[start:], []byte(word)) {
+				continue // not a token: data was not valid JSON
 			}
 			out = append(out, data[last:start]...)
 			out = strconv.AppendQuote(out, word)

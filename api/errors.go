@@ -1,0 +1,72 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bokeh-go/bokeh-server/storage"
+)
+
+// Errors the handlers return; handleError turns them into responses. Clients only look at
+// the status (401 and 409 have meanings for the Python client); the JSON body says why.
+var (
+	errUnauthorized = echo.NewHTTPError(http.StatusUnauthorized, "unauthorized: no permission for this document or no user logged in")
+	errLoginNeeded  = echo.NewHTTPError(http.StatusUnauthorized, "unauthorized: log in, or send BOKEHUSER and BOKEHUSER-API-KEY")
+)
+
+func badRequest(format string, args ...any) error {
+	return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf(format, args...))
+}
+
+func notFound(format string, args ...any) error {
+	return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf(format, args...))
+}
+
+func conflict(format string, args ...any) error {
+	return echo.NewHTTPError(http.StatusConflict, fmt.Sprintf(format, args...))
+}
+
+// handleError writes every error as JSON {"error": message} with its status. Storage that
+// cannot be reached is a 503 (retry later), never a hang or a silent loss.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := http.StatusInternalServerError, "internal server error"
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		code = he.Code
+		msg = fmt.Sprint(he.Message)
+		if code == http.StatusRequestEntityTooLarge {
+			msg = fmt.Sprintf("request body larger than the limit of %d bytes", s.cfg.MaxBodyBytes)
+		}
+	case errors.Is(err, storage.ErrUnavailable):
+		code, msg = http.StatusServiceUnavailable, "storage unavailable, nothing was changed; retry later"
+		s.log.Warn("storage unavailable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	case errors.Is(err, context.Canceled):
+		code, msg = 499, "client closed the request"
+	default:
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(code)
+	} else {
+		err = c.JSON(code, map[string]string{"error": msg})
+	}
+	if err != nil {
+		s.log.Debug("writing error response", "err", err)
+	}
+}
+
+func (s *Server) gone(msg string) echo.HandlerFunc {
+	return func(echo.Context) error { return echo.NewHTTPError(http.StatusNotFound, msg) }
+}
+
+func (s *Server) notImplemented(msg string) echo.HandlerFunc {
+	return func(echo.Context) error { return echo.NewHTTPError(http.StatusNotImplemented, msg) }
+}

@@ -1,0 +1,215 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/bokeh-go/bokeh-server/api"
+	"github.com/bokeh-go/bokeh-server/api/apitest"
+	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/storage"
+)
+
+func do(t *testing.T, method, url string, header map[string]string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func TestCORSPreflightEchoesHeaders(t *testing.T) {
+	a := newTestAPI(t, api.Config{})
+	c := apitest.NewPyClient(a.root)
+	c.UseDoc(t, "cors")
+	asked := "continuum-clientid, temporary-" + c.DocID
+	for _, path := range []string{"bokeh/wsurl/", "bokeh/objinfo/" + c.DocID + "/x", "bokeh/bb/" + c.DocID + "/Plot/p/", "bokeh/userinfo/"} {
+		resp := do(t, "OPTIONS", a.root+path, map[string]string{
+			"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": asked})
+		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+			resp.Header.Get("Access-Control-Allow-Headers") != asked || resp.Header.Get("Access-Control-Max-Age") != "21600" {
+			t.Errorf("OPTIONS %s: %d %v", path, resp.StatusCode, resp.Header)
+		}
+		if m := resp.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(m, "GET") {
+			t.Errorf("OPTIONS %s: methods %q", path, m)
+		}
+	}
+	resp := do(t, "GET", a.root+"bokeh/bokehinfo/"+c.DocID+"/", nil)
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Errorf("bokehinfo headers: %v", resp.Header)
+	}
+}
+
+func TestWSURL(t *testing.T) {
+	a := newTestAPI(t, api.Config{Workers: &api.StaticWorkers{Ports: []int{6001, 6002}}, URLPrefix: "p"})
+	get := func(host string, hdr map[string]string) (string, *apitest.Response) {
+		req, _ := http.NewRequest("GET", a.root+"bokeh/wsurl/", nil)
+		req.Host = host
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		buf := make([]byte, 512)
+		n, _ := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		return b.String(), &apitest.Response{Status: resp.StatusCode, Header: resp.Header}
+	}
+	first, r := get("plots.example.org:5006", nil)
+	second, _ := get("plots.example.org:5006", nil)
+	if first != "ws://plots.example.org:6001/p/bokeh/sub/" && first != "ws://plots.example.org:6002/p/bokeh/sub/" {
+		t.Errorf("wsurl %q", first)
+	}
+	if first == second {
+		t.Errorf("wsurl did not spread pages over workers: %q twice", first)
+	}
+	if ct := r.Header.Get("Content-Type"); strings.Contains(ct, "json") {
+		t.Errorf("wsurl content type %q must not be JSON", ct)
+	}
+	if u, _ := get("plots.example.org", map[string]string{"X-Forwarded-Proto": "https"}); !strings.HasPrefix(u, "wss://plots.example.org:600") {
+		t.Errorf("behind TLS: %q", u)
+	}
+	if u, _ := get("[::1]:5006", nil); !strings.HasPrefix(u, "ws://[::1]:600") {
+		t.Errorf("IPv6 host: %q", u)
+	}
+
+	fixed := newTestAPI(t, api.Config{WSConnString: "wss://lb.example.org/bokeh/sub/"})
+	if r := apitest.Get(t, fixed.root+"bokeh/wsurl/", nil); string(r.Body) != "wss://lb.example.org/bokeh/sub/" {
+		t.Errorf("ws-conn-string not verbatim: %q", r.Body)
+	}
+	none := newTestAPI(t, api.Config{Workers: &api.StaticWorkers{}})
+	if r := apitest.Get(t, none.root+"bokeh/wsurl/", nil); r.Status != http.StatusServiceUnavailable {
+		t.Errorf("no live worker: %d, want 503", r.Status)
+	}
+}
+
+func TestPagesEscapeUserText(t *testing.T) {
+	a := newTestAPI(t, api.Config{BokehJSDir: t.TempDir()})
+	c := apitest.NewPyClient(a.root)
+	title := `</script><script>alert("x")</script>`
+	c.UseDoc(t, title)
+	r := c.Do(t, "GET", "bokeh/doc/"+strings.ReplaceAll(title, "/", "%2F")+"/show", nil, false)
+	if r.Status == http.StatusOK && strings.Contains(string(r.Body), `<script>alert("x")`) {
+		t.Fatalf("title not escaped in the show page")
+	}
+	idx := apitest.Get(t, a.root+"bokeh/", nil)
+	if idx.Status != 200 || !strings.Contains(string(idx.Body), "Bokeh.embed.server_page()") {
+		t.Fatalf("index: %d %.300s", idx.Status, idx.Body)
+	}
+	if !strings.Contains(string(idx.Body), "make setup") {
+		t.Errorf("a missing BokehJS build is not explained on the page")
+	}
+	ctx, _ := c.LoadDocument(t)
+	obj := apitest.Get(t, a.root+"bokeh/doc/"+c.DocID+"/"+ctx.ID+"?public=TRUE", nil)
+	call := regexp.MustCompile(`Bokeh\.embed\.add_plot_server\(Bokeh\.\$\("#PlotPane"\), "` + c.DocID + `", "` + ctx.ID + `",\s*true\s*\)`)
+	if !call.Match(obj.Body) {
+		t.Errorf("object page script: %.1500s", obj.Body)
+	}
+	if r := apitest.Get(t, a.root+"bokeh/doc/no-such-doc/x", nil); r.Status != http.StatusNotFound {
+		t.Errorf("object page of an unknown doc: %d, want 404", r.Status)
+	}
+}
+
+func TestAutoloadJS(t *testing.T) {
+	a := newTestAPI(t, api.Config{URLPrefix: "/pre"})
+	r := apitest.Get(t, a.root+"bokeh/autoload.js/0b5a-elt", nil)
+	if r.Status != 200 || r.Header.Get("Content-Type") != "application/javascript" {
+		t.Fatalf("autoload.js: %d %v", r.Status, r.Header)
+	}
+	body := string(r.Body)
+	for _, want := range []string{`"0b5a-elt"`, a.http.URL + `/pre/bokehjs/static/js/bokeh.min.js`, `/pre/bokehjs/static/css/bokeh.min.css`, "inject_plot", "inject_css"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("autoload.js lacks %s", want)
+		}
+	}
+	if r := apitest.Get(t, a.root+"bokeh/autoload.js/a%22%3Balert(1)", nil); r.Status != http.StatusBadRequest {
+		t.Errorf("hostile element id: %d, want 400", r.Status)
+	}
+}
+
+func TestStaticFilesRefuseTraversal(t *testing.T) {
+	dir := t.TempDir()
+	a := newTestAPI(t, api.Config{StaticDir: dir, BokehJSDir: dir})
+	for _, p := range []string{"/static/../../etc/passwd", "/static/%2e%2e/%2e%2e/etc/passwd", "/pre/bokehjs/static/..%2f..%2fetc/passwd"} {
+		if r := apitest.Get(t, a.http.URL+p, nil); r.Status == 200 {
+			t.Errorf("%s served: %.100s", p, r.Body)
+		}
+	}
+	if r := apitest.Get(t, a.root+"bokeh/static/live.js", nil); r.Status != 200 {
+		t.Errorf("embedded live.js: %d", r.Status)
+	}
+	if r := apitest.Get(t, a.root+"bokeh/favicon.ico", nil); r.Status != 200 || r.Header.Get("Content-Type") != "image/x-icon" {
+		t.Errorf("favicon: %d %v", r.Status, r.Header)
+	}
+}
+
+func TestInternalDocKeys(t *testing.T) {
+	a := newTestAPI(t, api.Config{SecretKey: "s3cret"})
+	c := apitest.NewPyClient(a.root)
+	c.UseDoc(t, "keys")
+	url := a.root + broker.DocKeysPath + c.DocID
+	if r := apitest.Get(t, url, map[string]string{broker.InternalTokenHeader: broker.InternalToken("wrong")}); r.Status != http.StatusUnauthorized {
+		t.Errorf("bad token: %d", r.Status)
+	}
+	good := map[string]string{broker.InternalTokenHeader: broker.InternalToken("s3cret")}
+	var keys broker.DocKeys
+	r := apitest.Get(t, url, good)
+	r.JSON(t, &keys)
+	if keys.APIKey != c.APIKey || keys.ReadOnlyAPIKey == "" {
+		t.Errorf("keys %+v, want apikey %s", keys, c.APIKey)
+	}
+	if r := apitest.Get(t, a.root+broker.DocKeysPath+"nope", good); r.Status != http.StatusNotFound {
+		t.Errorf("unknown doc: %d", r.Status)
+	}
+}
+
+func TestLegacyRecords(t *testing.T) {
+	store := storage.NewMemory(0)
+	ctx := context.Background()
+	// sha1$abcdefgh$... is werkzeug's hash of "secret" with salt abcdefgh (HMAC-SHA1).
+	legacy := storage.User{Username: "old", PassHash: "sha1$abcdefgh$e8b8850c11636711d5d72401f901f1a17d717336",
+		Docs: []storage.DocEntry{{DocID: "d-old"}}}
+	if err := store.PutUser(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutDoc(ctx, storage.Doc{DocID: "d-old", Title: "from 0.7", APIKey: "k", RWUsers: []string{"old"},
+		PlotContextRef: storage.Ref{Type: "PlotContext", ID: "pc"}}); err != nil {
+		t.Fatal(err)
+	}
+	a := newTestAPIWithStore(t, api.Config{MultiUser: true}, store)
+	c := apitest.NewPyClient(a.root)
+	if out := c.Login(t, "old", "secret"); out["status"] != true {
+		t.Fatalf("legacy sha1 login: %v", out)
+	}
+	u, _ := store.User(ctx, "old")
+	if !strings.HasPrefix(u.PassHash, "$2") || u.APIKey == "" {
+		t.Errorf("legacy hash not upgraded to bcrypt or apikey not added: %+v", u)
+	}
+	if len(u.Docs) != 1 || u.Docs[0].Title != "from 0.7" {
+		t.Errorf("bare docid entry not migrated: %+v", u.Docs)
+	}
+	if out := apitest.NewPyClient(a.root).Login(t, "old", "secret"); out["status"] != true {
+		t.Fatalf("login after upgrade: %v", out)
+	}
+	d, _ := store.Doc(ctx, "d-old")
+	c.UseDoc(t, "from 0.7")
+	if d2, _ := store.Doc(ctx, "d-old"); d2.ReadOnlyAPIKey == "" || d.Title != "from 0.7" {
+		t.Errorf("readonlyapikey not added to an old doc record: %+v", d2)
+	}
+}

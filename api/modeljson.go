@@ -1,0 +1,193 @@
+package api
+
+import (
+	"fmt"
+
+	"github.com/bokeh-go/bokeh-server/storage"
+	"github.com/bokeh-go/bokeh-server/storage/rawjson"
+)
+
+// incoming is one model of a write request, parsed and validated but not yet merged.
+type incoming struct {
+	typ     string
+	subtype string
+	id      string
+	attrs   []rawjson.Field // without "id" and "doc"
+}
+
+// parseBulk reads a bulkupsert body (§2.4 #8): an array of {"type", "id", "attributes",
+// optional "subtype"}. The model id is attributes.id, falling back to the top-level id.
+// Every element is checked before anything is stored.
+func parseBulk(body []byte) ([]incoming, error) {
+	elems, _, err := rawjson.Elements(body)
+	if err != nil {
+		return nil, fmt.Errorf("body must be a JSON array of models: %w", err)
+	}
+	out := make([]incoming, 0, len(elems))
+	for i, elem := range elems {
+		m, err := parseModel(elem)
+		if err != nil {
+			return nil, fmt.Errorf("model %d: %w", i, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func parseModel(elem []byte) (incoming, error) {
+	top, _, err := rawjson.Fields(elem)
+	if err != nil {
+		return incoming{}, fmt.Errorf("not a JSON object: %w", err)
+	}
+	var m incoming
+	var attrs []byte
+	var topID string
+	for _, f := range top {
+		switch f.Key {
+		case "type":
+			m.typ, _ = rawjson.String(f.Value)
+		case "subtype":
+			m.subtype, _ = rawjson.String(f.Value)
+		case "id":
+			topID, _ = rawjson.String(f.Value)
+		case "attributes":
+			attrs = f.Value
+		}
+	}
+	if err := validName("type", m.typ); err != nil {
+		return m, err
+	}
+	if attrs == nil {
+		attrs = []byte("{}")
+	}
+	fields, err := attrFields(attrs)
+	if err != nil {
+		return m, err
+	}
+	m.attrs, m.id = withoutIDDoc(fields)
+	if m.id == "" {
+		m.id = topID
+	}
+	if err := validName("id", m.id); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// attrFields parses an attributes object.
+func attrFields(attrs []byte) ([]rawjson.Field, error) {
+	fields, _, err := rawjson.Fields(attrs)
+	if err != nil {
+		return nil, fmt.Errorf("attributes must be a JSON object: %w", err)
+	}
+	return fields, nil
+}
+
+// withoutIDDoc drops "id", "doc" and Backbone's "noop" marker (§2.4 #4) and returns the id.
+func withoutIDDoc(fields []rawjson.Field) ([]rawjson.Field, string) {
+	var id string
+	out := fields[:0:0]
+	for _, f := range fields {
+		switch f.Key {
+		case "id":
+			id, _ = rawjson.String(f.Value)
+		case "doc", "noop":
+		default:
+			out = append(out, f)
+		}
+	}
+	return out, id
+}
+
+// merge overlays update onto the stored attributes (nil when the model is new): unspecified
+// attributes are kept (§2.4 #4/#5/#8). It returns the attribute text to store, which ends
+// with "id" and "doc" (the real docid, also for overlay models).
+func merge(stored []byte, update []rawjson.Field, id, docid string) ([]byte, error) {
+	var base []rawjson.Field
+	if stored != nil {
+		fields, _, err := rawjson.Fields(stored)
+		if err != nil {
+			return nil, fmt.Errorf("stored model %s is not a JSON object: %w", id, err)
+		}
+		base, _ = withoutIDDoc(fields)
+	}
+	size := 64 + len(id) + len(docid)
+	for _, f := range base {
+		size += len(f.Key) + len(f.Value) + 6
+	}
+	for _, f := range update {
+		size += len(f.Key) + len(f.Value) + 6
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	used := make([]bool, len(update))
+	for _, f := range base {
+		v := f.Value
+		for j, u := range update {
+			if u.Key == f.Key {
+				v, used[j] = u.Value, true
+			}
+		}
+		out = appendMember(out, f.Key, v)
+	}
+	for j, u := range update {
+		if !used[j] {
+			out = appendMember(out, u.Key, u.Value)
+		}
+	}
+	out = append(out, `"id": `...)
+	out = rawjson.AppendString(out, id)
+	out = append(out, `, "doc": `...)
+	out = rawjson.AppendString(out, docid)
+	return append(out, '}'), nil
+}
+
+func appendMember(out []byte, key string, value []byte) []byte {
+	out = rawjson.AppendString(out, key)
+	out = append(out, ": "...)
+	out = append(out, value...)
+	return append(out, ", "...)
+}
+
+// appendFullModel appends {"type", ["subtype",] "id", "attributes"} (§3.1).
+func appendFullModel(dst []byte, m storage.Model, subtype string) []byte {
+	dst = append(dst, `{"type": `...)
+	dst = rawjson.AppendString(dst, m.Type)
+	if subtype != "" {
+		dst = append(dst, `, "subtype": `...)
+		dst = rawjson.AppendString(dst, subtype)
+	}
+	dst = append(dst, `, "id": `...)
+	dst = rawjson.AppendString(dst, m.ID)
+	dst = append(dst, `, "attributes": `...)
+	dst = append(dst, m.Attrs...)
+	return append(dst, '}')
+}
+
+// appendModelList appends a JSON array of full models.
+func appendModelList(dst []byte, models []storage.Model, subtypes []string) []byte {
+	dst = append(dst, '[')
+	for i, m := range models {
+		if i > 0 {
+			dst = append(dst, ", "...)
+		}
+		st := ""
+		if subtypes != nil {
+			st = subtypes[i]
+		}
+		dst = appendFullModel(dst, m, st)
+	}
+	return append(dst, ']')
+}
+
+// modelPush is the modelpush message text (§5.4), also the bulkupsert response (§2.4 #8).
+func modelPush(models []storage.Model, subtypes []string) []byte {
+	size := 64
+	for _, m := range models {
+		size += len(m.Attrs) + len(m.Type) + len(m.ID) + 64
+	}
+	out := make([]byte, 0, size)
+	out = append(out, `{"msgtype": "modelpush", "modelspecs": `...)
+	out = appendModelList(out, models, subtypes)
+	return append(out, '}')
+}

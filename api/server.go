@@ -1,0 +1,139 @@
+// Package api is the HTTP side of bokeh-server: every route the bokeh 0.7/0.8 Python client
+// and BokehJS call (PROTOCOL.md §2), over a storage.Store, publishing changes to a broker.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/storage"
+)
+
+// DefaultMaxBodyBytes bounds request bodies; a 1000-point update is about 40 KB, so this
+// leaves room for very large data sources while refusing runaway uploads with 413.
+const DefaultMaxBodyBytes = 64 << 20
+
+// Config says how the API behaves; the CLI fills it from flags.
+type Config struct {
+	// URLPrefix is P: "" or "/something" (normalised by NormalizePrefix).
+	URLPrefix string
+	// MultiUser turns on accounts, sessions and per-document permissions (§3.6).
+	MultiUser bool
+	// SecretKey signs session cookies and derives the worker token. Several API processes
+	// sharing it accept each other's sessions.
+	SecretKey string
+	// WSConnString, if set, is returned verbatim by wsurl.
+	WSConnString string
+	// Workers names live websocket workers for wsurl when WSConnString is empty.
+	Workers WorkerPicker
+	// MaxBodyBytes bounds request bodies (0: DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// BokehJSDir is the BokehJS build served at P/bokehjs/static/ (may be missing).
+	BokehJSDir string
+	// StaticDir holds jquery and bootstrap, served at /static/ and P/bokeh/static/.
+	StaticDir string
+	// FilterLogs hides access-log lines of successful static-file requests.
+	FilterLogs bool
+	// Logger receives access and error logs (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+// WorkerPicker hands out the websocket port of a live worker, spreading pages across them.
+type WorkerPicker interface {
+	// NextWorkerPort returns a live worker's port, or false when none is up.
+	NextWorkerPort() (int, bool)
+}
+
+// StaticWorkers always picks from a fixed list of ports, round robin.
+type StaticWorkers struct {
+	Ports []int
+	next  uint64
+}
+
+// NextWorkerPort returns the next port of the list.
+func (s *StaticWorkers) NextWorkerPort() (int, bool) {
+	if len(s.Ports) == 0 {
+		return 0, false
+	}
+	i := s.next % uint64(len(s.Ports))
+	s.next++
+	return s.Ports[i], true
+}
+
+// Server holds what the handlers share.
+type Server struct {
+	cfg   Config
+	store storage.Store
+	pub   broker.Publisher
+	log   *slog.Logger
+	locks *keyedLocks
+	token string
+	echo  *echo.Echo
+	pages *pages
+}
+
+// New builds the API over store, publishing through pub.
+func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error) {
+	if cfg.SecretKey == "" {
+		return nil, errors.New("api: a secret key is required")
+	}
+	prefix, err := NormalizePrefix(cfg.URLPrefix)
+	if err != nil {
+		return nil, err
+	}
+	cfg.URLPrefix = prefix
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		cfg:   cfg,
+		store: store,
+		pub:   pub,
+		log:   cfg.Logger,
+		locks: newKeyedLocks(),
+		token: broker.InternalToken(cfg.SecretKey),
+	}
+	s.pages, err = newPages(prefix, cfg.BokehJSDir)
+	if err != nil {
+		return nil, err
+	}
+	s.echo = s.routes()
+	return s, nil
+}
+
+// Handler is the HTTP handler of the whole API.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// NormalizePrefix turns a --url-prefix value into "" or "/a/b" (leading slash, no trailing
+// slash), as 0.6.1 did.
+func NormalizePrefix(p string) (string, error) {
+	p = strings.Trim(strings.TrimSpace(p), "/")
+	if p == "" {
+		return "", nil
+	}
+	if strings.ContainsAny(p, "?#:% \t") {
+		return "", fmt.Errorf("url prefix %q: only path characters are allowed", p)
+	}
+	return "/" + p, nil
+}
+
+// Ready reports whether storage answers, for /readyz.
+func (s *Server) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	return nil
+}
