@@ -13,9 +13,9 @@ import (
 type docModels struct {
 	root   string // id of the PlotContext named by the Doc record
 	byID   map[string]storage.Model
-	order  []string                // ids in load order, so responses are stable
-	fromOv map[string]bool         // ids whose current version comes from the overlay
-	refs   map[string][]string     // memoised outgoing references
+	order  []string            // ids in load order, so responses are stable
+	fromOv map[string]bool     // ids whose current version comes from the overlay
+	refs   map[string][]string // memoised outgoing references
 }
 
 // loadModels loads the document's models and, when a TMP was sent, the overlay on top.

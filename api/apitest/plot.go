@@ -73,7 +73,9 @@ func NewPlot(docid, contextID string, n int) *Plot {
 	srcRef := map[string]any{"type": "ColumnDataSource", "id": src.ID}
 	xr := newModel("DataRange1d", map[string]any{"sources": []any{map[string]any{"columns": []string{"x"}, "source": srcRef}}})
 	yr := newModel("DataRange1d", map[string]any{"sources": []any{map[string]any{"columns": []string{"y", "y2"}, "source": srcRef}}})
-	ticker := func() Model { return newModel("BasicTicker", map[string]any{"mantissas": []int{2, 5, 10}, "num_minor_ticks": 5}) }
+	ticker := func() Model {
+		return newModel("BasicTicker", map[string]any{"mantissas": []int{2, 5, 10}, "num_minor_ticks": 5})
+	}
 	xt, yt := ticker(), ticker()
 	xf, yf := newModel("BasicTickFormatter", nil), newModel("BasicTickFormatter", nil)
 	ref := func(m Model) map[string]any { return m.Ref() }
