@@ -45,6 +45,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if code == http.StatusRequestEntityTooLarge {
 			msg = fmt.Sprintf("request body larger than the limit of %d bytes", s.cfg.MaxBodyBytes)
 		}
+	case errors.Is(err, storage.ErrInvalidKey):
+		code, msg = http.StatusBadRequest, err.Error()
 	case errors.Is(err, storage.ErrUnavailable):
 		code, msg = http.StatusServiceUnavailable, "storage unavailable, nothing was changed; retry later"
 		s.log.Warn("storage unavailable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)

@@ -190,6 +190,7 @@ func (s *Server) autoloadJS(c echo.Context) error {
 		"ElementIDJSON": string(rawjson.AppendString(nil, id)),
 		"JSURLJSON":     string(rawjson.AppendString(nil, root+js)),
 		"CSSURLsJSON":   "[" + string(rawjson.AppendString(nil, root+css)) + "]",
+		"LiveURLJSON":   string(rawjson.AppendString(nil, root+"bokeh/static/live.js")),
 	}
 	var buf bytes.Buffer
 	if err := s.pages.autoload.Execute(&buf, data); err != nil {

@@ -18,6 +18,11 @@ var ErrExists = errors.New("already exists")
 // timeout); the API answers them with 503 and callers may retry.
 var ErrUnavailable = errors.New("storage unavailable")
 
+// ErrInvalidKey is returned when a scope, model key or record id cannot be stored: model
+// types, model ids and overlay temps must be non-empty and free of ':' (storage keys are split
+// on it), docids and usernames non-empty.
+var ErrInvalidKey = errors.New("invalid key")
+
 // DefaultOverlayTTL is how long a viewer's copy-on-write overlay outlives its last write.
 const DefaultOverlayTTL = 24 * time.Hour
 
@@ -52,14 +57,24 @@ type Scope struct {
 // IsOverlay reports whether s names a viewer's overlay rather than the document itself.
 func (s Scope) IsOverlay() bool { return s.Temp != "" }
 
+// String names the scope in error messages.
+func (s Scope) String() string {
+	if s.IsOverlay() {
+		return "overlay " + s.DocID + "/" + s.Temp
+	}
+	return "doc " + s.DocID
+}
+
 // Models stores backbone models.
 type Models interface {
 	// Models returns every model stored in scope, in no particular order.
 	Models(ctx context.Context, scope Scope) ([]Model, error)
-	// GetModels returns the stored models among keys (missing ones are left out).
+	// GetModels returns the stored models among keys (missing ones, and keys that could
+	// never be stored, are left out).
 	GetModels(ctx context.Context, scope Scope, keys []ModelKey) ([]Model, error)
 	// PutModels replaces the given models' values and adds them to the scope's set. An
-	// empty slice writes nothing. Writing an overlay refreshes its expiry.
+	// empty slice writes nothing. Writing an overlay refreshes its expiry. A model whose
+	// type or id is invalid fails the whole call with ErrInvalidKey.
 	PutModels(ctx context.Context, scope Scope, models []Model) error
 	// DeleteModels removes models from the scope (missing ones are ignored).
 	DeleteModels(ctx context.Context, scope Scope, keys []ModelKey) error

@@ -1,1 +1,143 @@
-// live.js: filled in by the browser issue
+// live.js: keeps bokeh-server pages live when their websocket closes.
+//
+// BokehJS 0.8 opens one websocket per page and never reconnects: a page whose worker dies
+// stops updating. This script, loaded right after bokeh.js, watches that socket. When it
+// closes, it asks the server for a worker again (bokeh/wsurl/, with backoff), reopens the
+// socket, resubscribes every topic, reloads each document's models over HTTP and only then
+// replays the pushes that arrived meanwhile, so the page ends at the latest state.
+// State is shown in #bokeh-connection (if the page has one) and in window.BokehLive.
+(function () {
+  "use strict";
+  if (typeof Bokeh === "undefined" || !Bokeh.require) {
+    return;
+  }
+  var $ = Bokeh.$;
+  var serverutils = Bokeh.require("server/serverutils");
+  var live = window.BokehLive = { state: "connecting", reconnects: 0, reloads: 0 };
+  var unloading = false;
+  var backoffFirst = 250, backoffMax = 10000;
+
+  window.addEventListener("beforeunload", function () { unloading = true; });
+
+  function show(state) {
+    live.state = state;
+    var badge = document.getElementById("bokeh-connection");
+    if (!badge) {
+      return;
+    }
+    var text = { connecting: "connecting", live: "live", reconnecting: "reconnecting", stale: "offline" }[state] || state;
+    var cls = { live: "label-success", reconnecting: "label-warning", stale: "label-danger" }[state] || "label-default";
+    badge.textContent = text;
+    badge.className = "label " + cls;
+  }
+
+  function prefix() {
+    return Bokeh.Config.prefix || "/";
+  }
+
+  function plotTopics(w) {
+    var docs = [];
+    Object.keys(w.auth).forEach(function (topic) {
+      var id = topic.slice("bokehplot:".length);
+      if (topic.indexOf("bokehplot:") === 0 && id.indexOf("temporary") !== 0) {
+        docs.push(id);
+      }
+    });
+    return docs;
+  }
+
+  // reload fetches each watched document again and applies it, then the queued pushes.
+  function reload(w, queue, done) {
+    var pending = plotTopics(w).map(function (docid) {
+      return $.get(prefix() + "bokeh/bokehinfo/" + docid + "/").done(function (data) {
+        Bokeh.load_models(data.all_models);
+      });
+    });
+    $.when.apply($, pending).always(function () {
+      live.reloads++;
+      w.s.onmessage = w.onmessage;
+      queue.forEach(function (msg) { w.onmessage(msg); });
+      done();
+    });
+  }
+
+  function attach(w, s) {
+    s.onclose = function () {
+      if (unloading || w.s !== s) {
+        return;
+      }
+      show("reconnecting");
+      schedule(w, backoffFirst);
+    };
+  }
+
+  function schedule(w, delay) {
+    var jitter = Math.random() * delay * 0.3;
+    setTimeout(function () { reconnect(w, delay); }, delay + jitter);
+  }
+
+  function reconnect(w, delay) {
+    var next = Math.min(delay * 2, backoffMax);
+    $.get(prefix() + "bokeh/wsurl/").done(function (url) {
+      var s, queue = [];
+      try {
+        s = new WebSocket(url);
+      } catch (e) {
+        schedule(w, next);
+        return;
+      }
+      var opened = $.Deferred();
+      w._connected = opened;
+      w.connected = opened.promise();
+      w.s = s;
+      s.onmessage = function (msg) { queue.push(msg); };
+      s.onopen = function () {
+        opened.resolve();
+        Object.keys(w.auth).forEach(function (topic) { w.subscribe(topic, w.auth[topic]); });
+        reload(w, queue, function () {
+          live.reconnects++;
+          show("live");
+        });
+      };
+      s.onclose = function () {
+        if (unloading || w.s !== s) {
+          return;
+        }
+        var wasOpen = opened.state() === "resolved";
+        show("reconnecting");
+        schedule(w, wasOpen ? backoffFirst : next);
+      };
+    }).fail(function () {
+      show("stale");
+      schedule(w, next);
+    });
+  }
+
+  function watch(w) {
+    var s = w.s;
+    if (!s) {
+      return;
+    }
+    var onopen = s.onopen;
+    s.onopen = function () {
+      show("live");
+      return onopen.apply(this, arguments);
+    };
+    if (s.readyState === WebSocket.OPEN) {
+      show("live");
+    }
+    attach(w, s);
+  }
+
+  var utility = serverutils.utility;
+  var makeWebsocket = utility.make_websocket;
+  utility.make_websocket = function () {
+    var first = serverutils.wswrapper == null;
+    var resp = makeWebsocket.apply(this, arguments);
+    if (first) {
+      resp.done(function () { watch(serverutils.wswrapper); });
+    }
+    return resp;
+  };
+  show("connecting");
+}());

@@ -3,6 +3,7 @@
   var elementid = {{.ElementIDJSON}};
   var js_url = {{.JSURLJSON}};
   var css_urls = {{.CSSURLsJSON}};
+  var live_url = {{.LiveURLJSON}};
   if (typeof window._bokeh_onload_callbacks === "undefined") {
     window._bokeh_onload_callbacks = [];
   }
@@ -29,7 +30,13 @@
     if (s.readyState && s.readyState !== "loaded" && s.readyState !== "complete") { return; }
     s.onreadystatechange = s.onload = null;
     css_urls.forEach(function(url) { Bokeh.embed.inject_css(url); });
-    window._bokeh_onload_callbacks.forEach(function(cb) { cb(); });
+    // live.js (reconnects a closed websocket) must hook BokehJS before the first plot.
+    var l = document.createElement("script");
+    l.src = live_url;
+    l.onload = l.onerror = function() {
+      window._bokeh_onload_callbacks.forEach(function(cb) { cb(); });
+    };
+    document.getElementsByTagName("head")[0].appendChild(l);
   };
   s.onerror = function() { console.warn("Bokeh: failed to load " + js_url); };
   document.getElementsByTagName("head")[0].appendChild(s);

@@ -1,0 +1,348 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The original server's databases (PROTOCOL.md §4.2): the layout in them is shared with it
+// byte for byte, so the same redis can be served by either.
+const (
+	redisModelDB  = 2 // bbmodel:<type>:<docid>:<id> STRING attrs; doc:<docid> SET of those keys
+	redisRecordDB = 3 // model:doc:<docid>, model:user:<username> STRING record JSON
+)
+
+// Redis is the "redis" backend. Documents and records use the original's keys; overlays
+// are this server's own: HASH overlay:<docid>:<temp> in db 2, field <type>:<id> → attrs,
+// expiring OverlayTTL after its last write.
+type Redis struct {
+	addr    string
+	ttl     time.Duration
+	models  *redis.Client // db 2
+	records *redis.Client // db 3
+}
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis connects to redis and checks both databases answer. A failure that means redis
+// is not reachable (yet) matches ErrUnavailable, so a caller that just started redis may
+// retry.
+func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
+	cfg = cfg.withDefaults()
+	r := &Redis{
+		addr:    cfg.Addr,
+		ttl:     cfg.OverlayTTL,
+		models:  redis.NewClient(cfg.options(redisModelDB)),
+		records: redis.NewClient(cfg.options(redisRecordDB)),
+	}
+	if err := r.Ping(ctx); err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Addr returns the address of the redis server.
+func (r *Redis) Addr() string { return r.addr }
+
+// wrap adds context to err and marks it ErrUnavailable when redis is unreachable.
+func (r *Redis) wrap(op string, err error) error {
+	if redisUnavailable(err) {
+		return fmt.Errorf("redis %s: %s: %w: %w", r.addr, op, ErrUnavailable, err)
+	}
+	return fmt.Errorf("redis %s: %s: %w", r.addr, op, err)
+}
+
+func bbmodelKey(docid string, k ModelKey) string {
+	return "bbmodel:" + k.Type + ":" + docid + ":" + k.ID
+}
+
+// parseBBModelKey takes type and id back out of bbmodel:<type>:<docid>:<id>. Neither
+// contains ':', so the first and last separators delimit them whatever the docid holds.
+func parseBBModelKey(key string) (ModelKey, bool) {
+	rest, ok := strings.CutPrefix(key, "bbmodel:")
+	if !ok {
+		return ModelKey{}, false
+	}
+	typ, rest, ok := strings.Cut(rest, ":")
+	i := strings.LastIndexByte(rest, ':')
+	if !ok || typ == "" || i < 0 || i == len(rest)-1 {
+		return ModelKey{}, false
+	}
+	return ModelKey{Type: typ, ID: rest[i+1:]}, true
+}
+
+func docSetKey(docid string) string { return "doc:" + docid }
+
+// overlayKey: temp has no ':', so no (docid, temp) pair can alias another.
+func overlayKey(scope Scope) string { return "overlay:" + scope.DocID + ":" + scope.Temp }
+
+// Models implements Models with SMEMBERS + MGET (doc) or HGETALL (overlay).
+func (r *Redis) Models(ctx context.Context, scope Scope) ([]Model, error) {
+	if err := checkScope(scope); err != nil {
+		return nil, fmt.Errorf("redis: models: %w", err)
+	}
+	op := "models of " + scope.String()
+	if scope.IsOverlay() {
+		fields, err := r.models.HGetAll(ctx, overlayKey(scope)).Result()
+		if err != nil {
+			return nil, r.wrap(op, err)
+		}
+		out := make([]Model, 0, len(fields))
+		for f, attrs := range fields {
+			if k, ok := parseModelField(f); ok {
+				out = append(out, Model{Type: k.Type, ID: k.ID, Attrs: []byte(attrs)})
+			}
+		}
+		return out, nil
+	}
+	members, err := r.models.SMembers(ctx, docSetKey(scope.DocID)).Result()
+	if err != nil {
+		return nil, r.wrap(op, err)
+	}
+	keys := make([]ModelKey, 0, len(members))
+	names := make([]string, 0, len(members))
+	for _, m := range members {
+		if k, ok := parseBBModelKey(m); ok {
+			keys = append(keys, k)
+			names = append(names, m)
+		}
+	}
+	return r.mget(ctx, op, keys, names)
+}
+
+// mget reads the bbmodel keys names (naming keys), leaving out missing values: a set
+// member whose value is gone (a concurrent delete) is not a model.
+func (r *Redis) mget(ctx context.Context, op string, keys []ModelKey, names []string) ([]Model, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	vals, err := r.models.MGet(ctx, names...).Result()
+	if err != nil {
+		return nil, r.wrap(op, err)
+	}
+	return collect(keys, vals), nil
+}
+
+// collect pairs keys with the MGET/HMGET replies vals, skipping nil (missing) ones.
+func collect(keys []ModelKey, vals []any) []Model {
+	out := make([]Model, 0, len(vals))
+	for i, v := range vals {
+		if s, ok := v.(string); ok && i < len(keys) {
+			out = append(out, Model{Type: keys[i].Type, ID: keys[i].ID, Attrs: []byte(s)})
+		}
+	}
+	return out
+}
+
+// GetModels implements Models with MGET (doc) or HMGET (overlay).
+func (r *Redis) GetModels(ctx context.Context, scope Scope, keys []ModelKey) ([]Model, error) {
+	if err := checkScope(scope); err != nil {
+		return nil, fmt.Errorf("redis: get models: %w", err)
+	}
+	op := "get models of " + scope.String()
+	valid := make([]ModelKey, 0, len(keys))
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if !validKey(k) {
+			continue
+		}
+		valid = append(valid, k)
+		if scope.IsOverlay() {
+			names = append(names, modelField(k))
+		} else {
+			names = append(names, bbmodelKey(scope.DocID, k))
+		}
+	}
+	if !scope.IsOverlay() {
+		return r.mget(ctx, op, valid, names)
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	vals, err := r.models.HMGet(ctx, overlayKey(scope), names...).Result()
+	if err != nil {
+		return nil, r.wrap(op, err)
+	}
+	return collect(valid, vals), nil
+}
+
+// PutModels implements Models: MSET then SADD (doc), as the original did, or HSET then
+// PEXPIRE (overlay), each pair in one MULTI/EXEC so no reader sees half a write.
+func (r *Redis) PutModels(ctx context.Context, scope Scope, models []Model) error {
+	if err := checkScope(scope); err != nil {
+		return fmt.Errorf("redis: put models: %w", err)
+	}
+	if err := checkModels(models); err != nil {
+		return fmt.Errorf("redis: put models: %w", err)
+	}
+	if len(models) == 0 {
+		return nil // redis rejects an empty MSET/SADD/HSET
+	}
+	pairs := make([]any, 0, 2*len(models))
+	pipe := r.models.TxPipeline()
+	if scope.IsOverlay() {
+		for _, m := range models {
+			pairs = append(pairs, modelField(m.Key()), m.Attrs)
+		}
+		key := overlayKey(scope)
+		pipe.HSet(ctx, key, pairs...)
+		pipe.PExpire(ctx, key, r.ttl)
+	} else {
+		members := make([]any, 0, len(models))
+		for _, m := range models {
+			name := bbmodelKey(scope.DocID, m.Key())
+			pairs = append(pairs, name, m.Attrs)
+			members = append(members, name)
+		}
+		pipe.MSet(ctx, pairs...)
+		pipe.SAdd(ctx, docSetKey(scope.DocID), members...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return r.wrap("put models of "+scope.String(), err)
+	}
+	return nil
+}
+
+// DeleteModels implements Models with SREM + DEL (doc) or HDEL (overlay).
+func (r *Redis) DeleteModels(ctx context.Context, scope Scope, keys []ModelKey) error {
+	if err := checkScope(scope); err != nil {
+		return fmt.Errorf("redis: delete models: %w", err)
+	}
+	op := "delete models of " + scope.String()
+	var names []string
+	for _, k := range keys {
+		if !validKey(k) {
+			continue
+		}
+		if scope.IsOverlay() {
+			names = append(names, modelField(k))
+		} else {
+			names = append(names, bbmodelKey(scope.DocID, k))
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	var err error
+	if scope.IsOverlay() {
+		err = r.models.HDel(ctx, overlayKey(scope), names...).Err()
+	} else {
+		members := make([]any, len(names))
+		for i, n := range names {
+			members[i] = n
+		}
+		pipe := r.models.TxPipeline()
+		pipe.SRem(ctx, docSetKey(scope.DocID), members...)
+		pipe.Del(ctx, names...)
+		_, err = pipe.Exec(ctx)
+	}
+	if err != nil {
+		return r.wrap(op, err)
+	}
+	return nil
+}
+
+// Doc implements Records.
+func (r *Redis) Doc(ctx context.Context, docid string) (Doc, error) {
+	var d Doc
+	if err := r.getRecord(ctx, "doc", docid, &d); err != nil {
+		return Doc{}, err
+	}
+	return d, nil
+}
+
+// PutDoc implements Records.
+func (r *Redis) PutDoc(ctx context.Context, doc Doc) error {
+	_, err := r.putRecord(ctx, "doc", doc.DocID, doc, false)
+	return err
+}
+
+// User implements Records.
+func (r *Redis) User(ctx context.Context, username string) (User, error) {
+	var u User
+	if err := r.getRecord(ctx, "user", username, &u); err != nil {
+		return User{}, err
+	}
+	return u, nil
+}
+
+// PutUser implements Records.
+func (r *Redis) PutUser(ctx context.Context, user User) error {
+	_, err := r.putRecord(ctx, "user", user.Username, user, false)
+	return err
+}
+
+// CreateUser implements Records with SET NX, the atomic form of the original's
+// WATCH/GET/MULTI/SET.
+func (r *Redis) CreateUser(ctx context.Context, user User) error {
+	created, err := r.putRecord(ctx, "user", user.Username, user, true)
+	if err != nil {
+		return err
+	}
+	if !created {
+		return fmt.Errorf("redis %s: create user %q: %w", r.addr, user.Username, ErrExists)
+	}
+	return nil
+}
+
+func (r *Redis) getRecord(ctx context.Context, kind, id string, v any) error {
+	b, err := r.records.Get(ctx, recordKey(kind, id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("redis %s: %s %q: %w", r.addr, kind, id, ErrNotFound)
+	}
+	if err != nil {
+		return r.wrap(fmt.Sprintf("read %s %q", kind, id), err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("redis %s: decode %s %q: %w", r.addr, kind, id, err)
+	}
+	return nil
+}
+
+// putRecord stores v as the record kind:id; with onlyNew it uses SET NX and reports
+// created == false if the record existed.
+func (r *Redis) putRecord(ctx context.Context, kind, id string, v any, onlyNew bool) (created bool, err error) {
+	if err := checkID(kind, id); err != nil {
+		return false, fmt.Errorf("redis: put %s: %w", kind, err)
+	}
+	val, err := json.Marshal(v)
+	if err != nil {
+		return false, fmt.Errorf("redis: encode %s %q: %w", kind, id, err)
+	}
+	key := recordKey(kind, id)
+	if onlyNew {
+		created, err = r.records.SetNX(ctx, key, val, 0).Result()
+	} else {
+		created, err = true, r.records.Set(ctx, key, val, 0).Err()
+	}
+	if err != nil {
+		return false, r.wrap(fmt.Sprintf("write %s %q", kind, id), err)
+	}
+	return created, nil
+}
+
+// Ping implements Store, checking both databases (each client has its own connections).
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.models.Ping(ctx).Err(); err != nil {
+		return r.wrap(fmt.Sprintf("ping db %d", redisModelDB), err)
+	}
+	if err := r.records.Ping(ctx).Err(); err != nil {
+		return r.wrap(fmt.Sprintf("ping db %d", redisRecordDB), err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (r *Redis) Close() error {
+	if err := errors.Join(r.models.Close(), r.records.Close()); err != nil {
+		return fmt.Errorf("redis %s: close: %w", r.addr, err)
+	}
+	return nil
+}

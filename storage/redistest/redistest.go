@@ -1,0 +1,211 @@
+// Package redistest runs a real redis-server for tests: miniredis is fast, but only the real
+// server shows the exact wire behaviour, persistence and what a crash looks like.
+package redistest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// readyTimeout bounds the wait for a started server to answer PING.
+const readyTimeout = 10 * time.Second
+
+// Server is a redis-server child process listening on 127.0.0.1:Port with its files in Dir.
+type Server struct {
+	Addr string
+	Port int
+	Dir  string
+
+	bin string
+	aof bool
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed once cmd has exited and been reaped
+}
+
+// Option configures Start.
+type Option func(*Server)
+
+// WithAOF turns on the append-only file (fsync every second), so data survives Stop and
+// Restart; after Kill the last second of writes may be lost, as with a real crash.
+func WithAOF() Option { return func(s *Server) { s.aof = true } }
+
+// Start starts redis-server on a free port and waits until it answers PING. The server is
+// killed when the test ends, whatever its outcome.
+func Start(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatalf("redistest: redis-server is not installed (%v); run the project's set-up, scripts/setup.sh, which installs the Debian package redis-server", err)
+	}
+	s := &Server{bin: bin, Dir: tb.TempDir()}
+	for _, o := range opts {
+		o(s)
+	}
+	// Registered after TempDir, so it runs first: redis must be gone before its dir is.
+	tb.Cleanup(s.Kill)
+	// Another process may take the port between our probe and redis binding it; retry.
+	for attempt := 0; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			tb.Fatalf("redistest: %v", err)
+		}
+		s.Port, s.Addr = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		err = s.start()
+		if err == nil {
+			return s
+		}
+		if attempt == 2 {
+			tb.Fatalf("redistest: %v", err)
+		}
+	}
+}
+
+// Restart stops the server if it runs and starts it again on the same port and dir, waiting
+// until it answers PING (so with WithAOF the data is loaded when Restart returns).
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	s.Stop()
+	if err := s.start(); err != nil {
+		tb.Fatalf("redistest: restart: %v", err)
+	}
+}
+
+// Stop shuts the server down with SIGTERM (letting it flush its AOF) and waits for it.
+func (s *Server) Stop() { s.signal(syscall.SIGTERM) }
+
+// Kill kills the server with SIGKILL, like a crash, and waits for it.
+func (s *Server) Kill() { s.signal(syscall.SIGKILL) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(sig)
+	select {
+	case <-s.done:
+	case <-time.After(readyTimeout):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd, s.done = nil, nil
+}
+
+func (s *Server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return errors.New("already running")
+	}
+	logPath := filepath.Join(s.Dir, "redis.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("log file: %w", err)
+	}
+	defer logFile.Close() // the child has its own descriptor
+	args := []string{
+		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+		"--save", "", "--dir", s.Dir, "--daemonize", "no", "--protected-mode", "yes",
+		"--loglevel", "warning",
+	}
+	if s.aof {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	cmd := exec.Command(s.bin, args...)
+	cmd.Dir = s.Dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", s.bin, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	if err := waitReady(s.Addr, done); err != nil {
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("redis-server on %s: %w; log:\n%s", s.Addr, err, tail(logPath))
+	}
+	s.cmd, s.done = cmd, done
+	return nil
+}
+
+// waitReady polls PING until redis answers PONG (not -LOADING), the process exits, or
+// readyTimeout passes.
+func waitReady(addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		if ping(addr) == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("exited during start-up")
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no PONG within %v", readyTimeout)
+		}
+	}
+}
+
+func ping(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "+PONG" {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// freePort asks the kernel for a port that is free right now.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// tail returns the end of the log file, for start-up failure messages.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	const limit = 2000
+	if len(b) > limit {
+		b = b[len(b)-limit:]
+	}
+	return string(b)
+}

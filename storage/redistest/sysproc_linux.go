@@ -1,0 +1,11 @@
+//go:build linux
+
+package redistest
+
+import "syscall"
+
+// sysProcAttr makes the kernel kill redis-server if the test binary dies without running its
+// cleanups (a panic in another goroutine, a timeout, kill -9), so no server outlives it.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
