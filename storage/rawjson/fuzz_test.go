@@ -20,6 +20,7 @@ func FuzzDecoder(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_ = Sanitize(data) // must not panic, whatever the input
+		trusted, tinfo, tok := FieldsTrusted(data)
 		info, err := Check(data)
 		depthOK := maxDepth(data) <= MaxDepth
 		if err != nil {
@@ -40,7 +41,15 @@ func FuzzDecoder(f *testing.F) {
 		if err := Refs(data, func(string, string) { refs++ }); err != nil {
 			t.Fatalf("Refs failed on accepted input %q: %v", data, err)
 		}
-		if fields, _, err := Fields(data); err == nil {
+		if fields, finfo, err := Fields(data); err == nil {
+			if !tok || len(trusted) != len(fields) || tinfo.BareTokens != finfo.BareTokens {
+				t.Fatalf("FieldsTrusted disagrees with Fields on %q: %v %d/%d", data, tok, len(trusted), len(fields))
+			}
+			for i := range fields {
+				if trusted[i].Key != fields[i].Key || string(trusted[i].Value) != string(fields[i].Value) {
+					t.Fatalf("FieldsTrusted member %d of %q: %q=%q, want %q=%q", i, data, trusted[i].Key, trusted[i].Value, fields[i].Key, fields[i].Value)
+				}
+			}
 			obj := AppendObject(nil, fields)
 			if _, err := Check(obj); err != nil {
 				t.Fatalf("re-encoded object %q invalid: %v", obj, err)

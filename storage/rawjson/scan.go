@@ -34,6 +34,10 @@ type scanner struct {
 	depth int
 	info  Info
 	onRef func(typ, id string)
+	// nested names the member whose object value object() parses with onNested, in the
+	// same pass as its parent (see ArrayOfObjects).
+	nested   string
+	onNested func(key string, value []byte)
 }
 
 func (s *scanner) errorf(format string, args ...any) error {
@@ -118,9 +122,11 @@ func (s *scanner) number() error {
 	case c == '0':
 		s.pos++
 	case c >= '1' && c <= '9':
-		for s.pos < len(d) && d[s.pos] >= '0' && d[s.pos] <= '9' {
-			s.pos++
+		i := s.pos + 1
+		for i < len(d) && d[i]-'0' < 10 {
+			i++
 		}
+		s.pos = i
 	default:
 		return s.errorf("unexpected %s in number", s.describe())
 	}
@@ -143,11 +149,13 @@ func (s *scanner) number() error {
 }
 
 func (s *scanner) digits() error {
-	start := s.pos
-	for s.pos < len(s.data) && s.data[s.pos] >= '0' && s.data[s.pos] <= '9' {
-		s.pos++
+	d, start := s.data, s.pos
+	i := start
+	for i < len(d) && d[i]-'0' < 10 {
+		i++
 	}
-	if s.pos == start {
+	s.pos = i
+	if i == start {
 		return s.errorf("unexpected %s in number, expected a digit", s.describe())
 	}
 	return nil
@@ -255,6 +263,15 @@ func (s *scanner) object(onField func(key string, value []byte)) error {
 				refType, refTypeEsc = v, esc
 			} else {
 				refID, refIDEsc = v, esc
+			}
+		} else if s.onNested != nil && onField != nil && !keyEsc && string(rawKey) == s.nested &&
+			start < len(s.data) && s.data[start] == '{' {
+			inner := s.onNested
+			s.onNested = nil // only one level
+			err := s.object(inner)
+			s.onNested = inner
+			if err != nil {
+				return err
 			}
 		} else if err := s.value(); err != nil {
 			return err
@@ -386,4 +403,52 @@ func Elements(data []byte) ([][]byte, Info, error) {
 		err = s.end()
 	}
 	return elems, s.info, err
+}
+
+// ArrayOfObjects validates data as a JSON array of objects and, in one pass, calls elem for
+// each element with its members. When an element has a member named nested whose value is an
+// object, that object's members are in inner (otherwise inner is empty). The slices are
+// reused between calls: copy what you keep.
+func ArrayOfObjects(data []byte, nested string, elem func(top, inner []Field) error) (Info, error) {
+	var top, inner []Field
+	s := scanner{data: data, nested: nested}
+	s.onNested = func(k string, v []byte) { inner = append(inner, Field{k, v}) }
+	onTop := func(k string, v []byte) { top = append(top, Field{k, v}) }
+	s.skipSpace()
+	if s.pos >= len(data) || data[s.pos] != '[' {
+		return s.info, s.errorf("unexpected %s, expected an array", s.describe())
+	}
+	s.pos++
+	s.depth = 1
+	s.skipSpace()
+	if s.pos < len(data) && data[s.pos] == ']' {
+		s.pos++
+		return s.info, s.end()
+	}
+	for {
+		if s.pos >= len(data) || data[s.pos] != '{' {
+			return s.info, s.errorf("unexpected %s, expected an object", s.describe())
+		}
+		top, inner = top[:0], inner[:0]
+		if err := s.object(onTop); err != nil {
+			return s.info, err
+		}
+		if err := elem(top, inner); err != nil {
+			return s.info, err
+		}
+		s.skipSpace()
+		if s.pos >= len(data) {
+			return s.info, s.errorf("unexpected end of input in array")
+		}
+		switch data[s.pos] {
+		case ',':
+			s.pos++
+			s.skipSpace()
+		case ']':
+			s.pos++
+			return s.info, s.end()
+		default:
+			return s.info, s.errorf("unexpected %s, expected ',' or ']' in array", s.describe())
+		}
+	}
 }

@@ -7,7 +7,8 @@ import (
 	"unicode/utf8"
 )
 
-// unescape decodes the contents of a valid JSON string literal that contains escapes.
+// unescape decodes the contents of a JSON string literal that contains escapes. Invalid
+// escapes (only possible in unvalidated stored text) become U+FFFD instead of panicking.
 func unescape(raw []byte) string {
 	out := make([]byte, 0, len(raw))
 	for i := 0; i < len(raw); i++ {
@@ -17,6 +18,10 @@ func unescape(raw []byte) string {
 			continue
 		}
 		i++
+		if i >= len(raw) {
+			out = utf8.AppendRune(out, utf8.RuneError)
+			break
+		}
 		switch raw[i] {
 		case 'b':
 			out = append(out, '\b')
@@ -29,9 +34,13 @@ func unescape(raw []byte) string {
 		case 't':
 			out = append(out, '\t')
 		case 'u':
+			if i+5 > len(raw) || !isHex4(raw[i+1:i+5]) {
+				out = utf8.AppendRune(out, utf8.RuneError)
+				continue
+			}
 			r := hex4(raw[i+1 : i+5])
 			i += 4
-			if utf16.IsSurrogate(r) && i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+			if utf16.IsSurrogate(r) && i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' && isHex4(raw[i+3:i+7]) {
 				if r2 := hex4(raw[i+3 : i+7]); utf16.DecodeRune(r, r2) != utf8.RuneError {
 					r = utf16.DecodeRune(r, r2)
 					i += 6

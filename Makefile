@@ -1,0 +1,69 @@
+# bokeh-server: a Go reimplementation of the bokeh 0.8.2 plot server.
+#
+#   make run     set everything up (apt packages, Go build, BokehJS, static files)
+#                and run the server; make run ARGS="--backend=redis"
+#   make test    set everything up (with chromium) and run all the tests
+#   make help    all targets
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Go lives in /usr/local/go/bin on the project's machines, not always on PATH.
+ifeq ($(shell command -v go 2>/dev/null),)
+ifneq ($(wildcard /usr/local/go/bin/go),)
+export PATH := /usr/local/go/bin:$(PATH)
+endif
+endif
+export CGO_ENABLED := 1
+
+ARGS ?=
+FUZZTIME ?= 20s
+BENCHTIME ?= 500ms
+BENCH_ARGS ?=
+
+# What the tests and the server look for (see scripts/test.sh).
+RUN_ENV := BOKEH_BIN_DIR=$(CURDIR)/bin BOKEHJS_DIR=$(CURDIR)/build/bokehjs-0.8.2 \
+	BOKEH_STATIC_DIR=$(CURDIR)/build/static
+
+.PHONY: help setup build run test test-unit fuzz bench lint clean
+
+help: ## list the targets
+	@echo "usage: make TARGET [VAR=value ...]"
+	@echo
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-10s %s\n", $$1, $$2 }'
+	@echo
+	@echo "variables: ARGS (run), FUZZTIME=$(FUZZTIME) (fuzz), BENCHTIME=$(BENCHTIME) BENCH_ARGS (bench)"
+
+setup: ## install apt packages, build BokehJS, fetch static files, build bin/ (scripts/setup.sh)
+	scripts/setup.sh
+
+build: ## go build ./cmd/... into bin/
+	mkdir -p bin
+	go build -o bin/ ./cmd/...
+
+run: ## set up (no chromium) and run bin/bokeh-server with ARGS
+	SETUP_CHROMIUM=0 scripts/setup.sh
+	$(RUN_ENV) bin/bokeh-server $(ARGS)
+
+test: ## full setup (with chromium), then lint, build, go test -race, fuzz (scripts/test.sh)
+	SETUP_GO=0 scripts/setup.sh
+	scripts/test.sh
+
+test-unit: ## quick loop: go test -race -short ./...
+	$(RUN_ENV) go test -race -short ./...
+
+fuzz: ## run every fuzz target for FUZZTIME each (scripts/fuzz.sh)
+	scripts/fuzz.sh $(FUZZTIME)
+
+bench: build ## go test -bench over all packages, then bin/bokeh-bench BENCH_ARGS (if built)
+	$(RUN_ENV) go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 4m ./...
+	@if [ -x bin/bokeh-bench ]; then \
+		echo "bin/bokeh-bench $(BENCH_ARGS)"; \
+		$(RUN_ENV) timeout 60 bin/bokeh-bench $(BENCH_ARGS); \
+	fi
+
+lint: ## gofmt -l must list nothing; go vet ./... (scripts/lint.sh)
+	scripts/lint.sh
+
+clean: ## remove bin/ and build/ (BokehJS, static files, test logs)
+	rm -rf bin build
