@@ -113,7 +113,7 @@ func (s *Server) updateModel(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := s.writeModels(c.Request().Context(), a, []incoming{m}, c); err != nil {
+	if _, _, err := s.writeModels(c.Request().Context(), a, []incoming{m}, m.bareTokens); err != nil {
 		return err
 	}
 	return jsonBytes(c, []byte(`{"noop": true}`))
@@ -129,7 +129,7 @@ func (s *Server) createModel(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	models, _, err := s.writeModels(c.Request().Context(), a, []incoming{m}, c)
+	models, _, err := s.writeModels(c.Request().Context(), a, []incoming{m}, m.bareTokens)
 	if err != nil {
 		return err
 	}
@@ -143,11 +143,11 @@ func (s *Server) incomingFromURL(c echo.Context) (incoming, error) {
 	if err != nil {
 		return incoming{}, err
 	}
-	fields, err := attrFields(body)
+	fields, info, err := rawjson.Fields(body)
 	if err != nil {
-		return incoming{}, badRequest("%v", err)
+		return incoming{}, badRequest("attributes must be a JSON object: %v", err)
 	}
-	m := incoming{typ: c.Param("typename")}
+	m := incoming{typ: c.Param("typename"), bareTokens: info.BareTokens}
 	m.attrs, m.id = withoutIDDoc(fields)
 	if urlID := c.Param("id"); urlID != "" {
 		m.id = urlID
@@ -197,7 +197,7 @@ func (s *Server) bulkUpsert(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	in, err := parseBulk(body)
+	in, info, err := parseBulk(body)
 	if err != nil {
 		return badRequest("%v", err)
 	}
@@ -206,7 +206,7 @@ func (s *Server) bulkUpsert(c echo.Context) error {
 		// The original answers (and publishes) every reachable model for an empty list.
 		return s.pushWholeDocument(ctx, a, c)
 	}
-	_, push, err := s.writeModels(ctx, a, in, c)
+	_, push, err := s.writeModels(ctx, a, in, info.BareTokens)
 	if err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func (s *Server) pushWholeDocument(ctx context.Context, a *access, c echo.Contex
 		return err
 	}
 	msg := modelPush(d.reachable(), nil)
-	s.publishPush(a, msg, c)
+	s.publishPush(a, msg, true)
 	return jsonBytes(c, msg)
 }
 
@@ -227,8 +227,8 @@ func (s *Server) pushWholeDocument(ctx context.Context, a *access, c echo.Contex
 // and publishes one modelpush, all under the scope's lock so that publish order matches
 // storage order. With a TMP, models not yet in the overlay start from the document's version.
 // It returns the stored models and the modelpush text (bare NaN tokens kept, for the Python
-// client; the published copy is sanitized).
-func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, c echo.Context) ([]storage.Model, []byte, error) {
+// client; the published copy is sanitized when the input or kept attributes had any).
+func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, bareTokens bool) ([]storage.Model, []byte, error) {
 	scope := a.scope()
 	keys := make([]storage.ModelKey, len(in))
 	for i, m := range in {
@@ -250,10 +250,11 @@ func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, c ec
 			// writes would have it.
 			base = out[i].Attrs
 		}
-		attrs, err := merge(base, m.attrs, m.id, a.doc.DocID)
+		attrs, keptTokens, err := merge(base, m.attrs, m.id, a.doc.DocID)
 		if err != nil {
 			return nil, nil, err
 		}
+		bareTokens = bareTokens || keptTokens
 		i, dup := index[k]
 		if dup {
 			out[i].Attrs = attrs
@@ -271,7 +272,7 @@ func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, c ec
 		return nil, nil, fmt.Errorf("store models: %w", err)
 	}
 	push := modelPush(out, subtypes)
-	s.publishPush(a, push, c)
+	s.publishPush(a, push, bareTokens)
 	return out, push, nil
 }
 
@@ -307,12 +308,15 @@ func (s *Server) storedVersions(ctx context.Context, a *access, keys []storage.M
 
 // publishPush sends a modelpush to the write scope's topic: bokehplot:<docid>, or
 // bokehplot:<TMP> for an overlay. Browsers get bare NaN/Infinity as strings (§3.2).
-func (s *Server) publishPush(a *access, msg []byte, c echo.Context) {
+func (s *Server) publishPush(a *access, msg []byte, bareTokens bool) {
 	topic := a.doc.DocID
 	if a.temp != "" {
 		topic = a.temp
 	}
-	s.pub.Publish(broker.Message{Topic: broker.PlotTopic(topic), Payload: rawjson.Sanitize(msg)})
+	if bareTokens {
+		msg = rawjson.Sanitize(msg)
+	}
+	s.pub.Publish(broker.Message{Topic: broker.PlotTopic(topic), Payload: msg})
 }
 
 // gc is #45: delete models unreachable from the PlotContext. Without a TMP it cleans the

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/bokeh-go/bokeh-server/storage"
@@ -9,39 +10,42 @@ import (
 
 // incoming is one model of a write request, parsed and validated but not yet merged.
 type incoming struct {
-	typ     string
-	subtype string
-	id      string
-	attrs   []rawjson.Field // without "id" and "doc"
+	typ        string
+	subtype    string
+	id         string
+	attrs      []rawjson.Field // without "id" and "doc"
+	bareTokens bool            // attrs hold bare NaN/Infinity (PUT/PATCH/POST bodies)
 }
 
 // parseBulk reads a bulkupsert body (§2.4 #8): an array of {"type", "id", "attributes",
 // optional "subtype"}. The model id is attributes.id, falling back to the top-level id.
-// Every element is checked before anything is stored.
-func parseBulk(body []byte) ([]incoming, error) {
-	elems, _, err := rawjson.Elements(body)
-	if err != nil {
-		return nil, fmt.Errorf("body must be a JSON array of models: %w", err)
-	}
-	out := make([]incoming, 0, len(elems))
-	for i, elem := range elems {
-		m, err := parseModel(elem)
+// The whole body is checked, in one pass, before anything is stored.
+func parseBulk(body []byte) ([]incoming, rawjson.Info, error) {
+	out := make([]incoming, 0, 4)
+	i := 0
+	info, err := rawjson.ArrayOfObjects(body, "attributes", func(top, attrs []rawjson.Field) error {
+		m, err := parseModel(top, attrs)
 		if err != nil {
-			return nil, fmt.Errorf("model %d: %w", i, err)
+			return fmt.Errorf("model %d: %w", i, err)
 		}
 		out = append(out, m)
+		i++
+		return nil
+	})
+	if err != nil {
+		var se *rawjson.SyntaxError
+		if errors.As(err, &se) {
+			return nil, info, fmt.Errorf("body must be a JSON array of models: %w", err)
+		}
+		return nil, info, err
 	}
-	return out, nil
+	return out, info, nil
 }
 
-func parseModel(elem []byte) (incoming, error) {
-	top, _, err := rawjson.Fields(elem)
-	if err != nil {
-		return incoming{}, fmt.Errorf("not a JSON object: %w", err)
-	}
+func parseModel(top, attrs []rawjson.Field) (incoming, error) {
 	var m incoming
-	var attrs []byte
 	var topID string
+	hasAttrs := false
 	for _, f := range top {
 		switch f.Key {
 		case "type":
@@ -51,20 +55,19 @@ func parseModel(elem []byte) (incoming, error) {
 		case "id":
 			topID, _ = rawjson.String(f.Value)
 		case "attributes":
-			attrs = f.Value
+			if len(f.Value) == 0 || f.Value[0] != '{' {
+				return m, errors.New("attributes must be a JSON object")
+			}
+			hasAttrs = true
 		}
 	}
 	if err := validName("type", m.typ); err != nil {
 		return m, err
 	}
-	if attrs == nil {
-		attrs = []byte("{}")
+	if !hasAttrs {
+		attrs = nil
 	}
-	fields, err := attrFields(attrs)
-	if err != nil {
-		return m, err
-	}
-	m.attrs, m.id = withoutIDDoc(fields)
+	m.attrs, m.id = withoutIDDoc(attrs)
 	if m.id == "" {
 		m.id = topID
 	}
@@ -72,15 +75,6 @@ func parseModel(elem []byte) (incoming, error) {
 		return m, err
 	}
 	return m, nil
-}
-
-// attrFields parses an attributes object.
-func attrFields(attrs []byte) ([]rawjson.Field, error) {
-	fields, _, err := rawjson.Fields(attrs)
-	if err != nil {
-		return nil, fmt.Errorf("attributes must be a JSON object: %w", err)
-	}
-	return fields, nil
 }
 
 // withoutIDDoc drops "id", "doc" and Backbone's "noop" marker (§2.4 #4) and returns the id.
@@ -101,15 +95,20 @@ func withoutIDDoc(fields []rawjson.Field) ([]rawjson.Field, string) {
 
 // merge overlays update onto the stored attributes (nil when the model is new): unspecified
 // attributes are kept (§2.4 #4/#5/#8). It returns the attribute text to store, which ends
-// with "id" and "doc" (the real docid, also for overlay models).
-func merge(stored []byte, update []rawjson.Field, id, docid string) ([]byte, error) {
+// with "id" and "doc" (the real docid, also for overlay models), and whether the kept stored
+// attributes hold bare NaN/Infinity tokens.
+func merge(stored []byte, update []rawjson.Field, id, docid string) ([]byte, bool, error) {
 	var base []rawjson.Field
+	var info rawjson.Info
 	if stored != nil {
-		fields, _, err := rawjson.Fields(stored)
-		if err != nil {
-			return nil, fmt.Errorf("stored model %s is not a JSON object: %w", id, err)
+		// Stored text was validated when written; the fast splitter skips the number grammar.
+		fields, fi, ok := rawjson.FieldsTrusted(stored)
+		if !ok {
+			_, _, err := rawjson.Fields(stored)
+			return nil, false, fmt.Errorf("stored model %s is not a JSON object: %w", id, err)
 		}
 		base, _ = withoutIDDoc(fields)
+		info = fi
 	}
 	size := 64 + len(id) + len(docid)
 	for _, f := range base {
@@ -139,7 +138,7 @@ func merge(stored []byte, update []rawjson.Field, id, docid string) ([]byte, err
 	out = rawjson.AppendString(out, id)
 	out = append(out, `, "doc": `...)
 	out = rawjson.AppendString(out, docid)
-	return append(out, '}'), nil
+	return append(out, '}'), info.BareTokens, nil
 }
 
 func appendMember(out []byte, key string, value []byte) []byte {
