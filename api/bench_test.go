@@ -22,9 +22,11 @@ import (
 // countingPublisher drops messages, counting them (a benchmark must not accumulate them).
 type countingPublisher struct{ n atomic.Uint64 }
 
-func (p *countingPublisher) Publish(broker.Message)     { p.n.Add(1) }
-func (p *countingPublisher) Stats() broker.PublishStats { return broker.PublishStats{Published: p.n.Load()} }
-func (p *countingPublisher) Close() error               { return nil }
+func (p *countingPublisher) Publish(broker.Message) { p.n.Add(1) }
+func (p *countingPublisher) Stats() broker.PublishStats {
+	return broker.PublishStats{Published: p.n.Load()}
+}
+func (p *countingPublisher) Close() error { return nil }
 
 // BenchmarkBulkUpsert1000 measures the Python client's streaming write (store_objects of a
 // 1000-point ColumnDataSource) through the whole handler: routing, auth, parse, merge,
