@@ -1,0 +1,113 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// Forwarder lets N API processes and M websocket workers meet at two well-known addresses:
+// publishers connect to its input (an XSUB socket), workers to its output (an XPUB socket).
+// Unlike the 0.8.x FORWARDER device, which subscribed to everything, XSUB/XPUB pass the
+// workers' subscriptions upstream, so publishers only send topics some worker watches.
+type Forwarder struct {
+	in, out      *zmq.Socket
+	ctlRx, ctlTx *zmq.Socket // steers zmq_proxy: Run's cancel sends TERMINATE
+	inEP, outEP  string
+	log          *slog.Logger
+}
+
+// NewForwarder binds the input and output addresses ("tcp://host:*" picks a free port).
+func NewForwarder(in, out string, opts ...Option) (*Forwarder, error) {
+	o := buildOptions(opts)
+	f := &Forwarder{log: o.log}
+	if err := f.open(in, out, o); err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *Forwarder) open(in, out string, o options) error {
+	var err error
+	if f.in, err = newSocket(zmq.XSUB, o); err != nil {
+		return err
+	}
+	if err = attach(f.in, in, Bind, "is another forwarder running? choose another input address"); err != nil {
+		return err
+	}
+	if f.out, err = newSocket(zmq.XPUB, o); err != nil {
+		return err
+	}
+	if err = attach(f.out, out, Bind, "is another forwarder running? choose another output address"); err != nil {
+		return err
+	}
+	f.inEP, f.outEP = boundEndpoint(f.in, in), boundEndpoint(f.out, out)
+	ctl := inprocName("forwarder-ctl")
+	if f.ctlRx, err = zmq.NewSocket(zmq.PAIR); err != nil {
+		return fmt.Errorf("zmq control socket: %w", err)
+	}
+	if err = f.ctlRx.Bind(ctl); err != nil {
+		return fmt.Errorf("zmq bind %s: %w", ctl, err)
+	}
+	if f.ctlTx, err = zmq.NewSocket(zmq.PAIR); err != nil {
+		return fmt.Errorf("zmq control socket: %w", err)
+	}
+	if err = f.ctlTx.Connect(ctl); err != nil {
+		return fmt.Errorf("zmq connect %s: %w", ctl, err)
+	}
+	return nil
+}
+
+func (f *Forwarder) close() {
+	for _, sock := range []*zmq.Socket{f.in, f.out, f.ctlRx, f.ctlTx} {
+		if sock != nil {
+			sock.SetLinger(0)
+			sock.Close()
+		}
+	}
+}
+
+// InputEndpoint is where publishers connect.
+func (f *Forwarder) InputEndpoint() string { return f.inEP }
+
+// OutputEndpoint is where subscribers connect.
+func (f *Forwarder) OutputEndpoint() string { return f.outEP }
+
+// Run relays messages and subscriptions until ctx is cancelled, then closes the sockets.
+// Call it once.
+func (f *Forwarder) Run(ctx context.Context) error {
+	f.log.Info("zmq forwarder running", "input", f.inEP, "output", f.outEP)
+	proxyDone := make(chan struct{})
+	stopperDone := make(chan struct{})
+	go func() {
+		defer close(stopperDone)
+		select {
+		case <-ctx.Done():
+			if _, err := f.ctlTx.Send("TERMINATE", 0); err != nil {
+				f.log.Error("zmq forwarder stop", "err", err)
+			}
+		case <-proxyDone:
+		}
+	}()
+	err := zmq.ProxySteerable(f.in, f.out, nil, f.ctlRx)
+	close(proxyDone)
+	<-stopperDone
+	f.close()
+	if err != nil {
+		return fmt.Errorf("zmq forwarder %s -> %s: %w", f.inEP, f.outEP, err)
+	}
+	return nil
+}
+
+// RunForwarder binds in (publishers connect here) and out (workers connect here) and
+// relays between them until ctx is cancelled.
+func RunForwarder(ctx context.Context, in, out string, opts ...Option) error {
+	f, err := NewForwarder(in, out, opts...)
+	if err != nil {
+		return err
+	}
+	return f.Run(ctx)
+}

@@ -1,0 +1,98 @@
+package broker
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	payloads := []string{
+		`{"msgtype": "modelpush", "modelspecs": []}`,
+		`{"a": "quote \" backslash \\ slash /"}`,
+		"line one\nline two\r\n\ttab",
+		"unicode: héllo wörld — 日本語 🙂 \u2028\u2029",
+		`</script><script>alert(1)</script> & more`,
+		"reload",
+		"",
+		"control \x00\x01\x1f chars",
+	}
+	for _, p := range payloads {
+		for _, exclude := range [][]string{nil, {"c1"}, {"c1", "c\"2", "ü"}} {
+			in := Message{Topic: PlotTopic("doc-1"), Payload: []byte(p), Exclude: exclude}
+			env := in.AppendEnvelope(nil)
+			out, err := ParseEnvelope(env)
+			if err != nil {
+				t.Fatalf("ParseEnvelope(%s): %v", env, err)
+			}
+			if out.Topic != in.Topic || string(out.Payload) != p || !slices.Equal(out.Exclude, exclude) {
+				t.Fatalf("round trip of %q/%q: got %+v", p, exclude, out)
+			}
+		}
+	}
+}
+
+func TestEnvelopeAcceptsPythonForm(t *testing.T) {
+	env := `{"topic": "bokehuser:defaultuser", "msg": "{\"msgtype\": \"docchange\"}", "exclude": []}`
+	m, err := ParseEnvelope([]byte(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Topic != UserTopic("defaultuser") || string(m.Payload) != `{"msgtype": "docchange"}` || len(m.Exclude) != 0 {
+		t.Fatalf("got %+v", m)
+	}
+}
+
+func TestParseEnvelopeErrors(t *testing.T) {
+	bad := []string{
+		``,
+		`not json`,
+		`[]`,
+		`{"topic": "bokehplot:a", "msg": "x", "exclude": []} trailing`,
+		`{"msg": "x", "exclude": []}`,
+		`{"topic": "bokehplot:a", "exclude": []}`,
+		`{"topic": 1, "msg": "x"}`,
+		`{"topic": "bokehplot:a", "msg": {"msgtype": "modelpush"}}`,
+		`{"topic": "bokehplot:a", "msg": "x", "exclude": "c1"}`,
+		`{"topic": "bokehplot:a", "msg": "x", "exclude": [1]}`,
+		`{"topic": "nocolon", "msg": "x"}`,
+		`{"topic": "a:b:c", "msg": "x"}`,
+		`{"topic": ":b", "msg": "x"}`,
+		`{"topic": "a:", "msg": "x"}`,
+		`{"topic": "bokehplot:a", "msg": "unterminated`,
+		"{\"topic\": \"bokehplot:a\", \"msg\": \"\xff\"}",
+	}
+	for _, b := range bad {
+		if m, err := ParseEnvelope([]byte(b)); err == nil {
+			t.Errorf("ParseEnvelope(%q) = %+v, want error", b, m)
+		} else if !strings.HasPrefix(err.Error(), "envelope") {
+			t.Errorf("ParseEnvelope(%q) error %q lacks context", b, err)
+		}
+	}
+}
+
+func FuzzParseEnvelope(f *testing.F) {
+	for _, seed := range []string{
+		`{"topic": "bokehplot:a", "msg": "{\"msgtype\": \"modelpush\"}", "exclude": ["c"]}`,
+		`{"topic": "debug:debug", "msg": "reload", "exclude": []}`,
+		`{"topic": "a:b:c", "msg": ""}`, `{"topic": "x:\u00e9", "msg": "\ud800"}`, `{`, `{"exclude": [[]]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseEnvelope(data)
+		if err != nil {
+			return
+		}
+		if !ValidTopic(m.Topic) {
+			t.Fatalf("accepted invalid topic %q", m.Topic)
+		}
+		again, err := ParseEnvelope(m.AppendEnvelope(nil))
+		if err != nil {
+			t.Fatalf("re-encoded envelope of %q does not parse: %v", data, err)
+		}
+		if again.Topic != m.Topic || string(again.Payload) != string(m.Payload) || !slices.Equal(again.Exclude, m.Exclude) {
+			t.Fatalf("round trip changed %+v into %+v", m, again)
+		}
+	})
+}

@@ -1,0 +1,104 @@
+// Package wshub is the websocket side of a worker: it accepts browser connections, checks
+// their subscriptions (PROTOCOL.md §5.3), subscribes its ZeroMQ socket to exactly the topics
+// its clients watch and fans each published message out to them (§5.4, §5.5).
+package wshub
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Defaults of Config; every limit has a name so that operators and tests can find it.
+const (
+	DefaultMaxQueueBytes = 4 << 20 // per connection; a browser that far behind is gone
+	DefaultWriteTimeout  = 10 * time.Second
+	// DefaultPingInterval stays under the 30 to 60 s idle timeouts of common proxies.
+	DefaultPingInterval = 25 * time.Second
+	DefaultPongTimeout  = 20 * time.Second
+	DefaultDrainTimeout = 2 * time.Second
+
+	// MaxInboundBytes bounds a client frame; a subscribe frame is about 150 bytes.
+	MaxInboundBytes = 64 << 10
+	// MaxTopicsPerClient bounds one connection's subscriptions (BokehJS makes two).
+	MaxTopicsPerClient = 1024
+	// closeGrace is how long a closing connection waits for the peer's close frame.
+	closeGrace = time.Second
+	// drainStep is the granularity at which Shutdown spreads closes over the drain window.
+	drainStep = 10 * time.Millisecond
+)
+
+// Config configures a Hub.
+type Config struct {
+	// ZMQAddr is where the SUB socket connects: a bokeh-server's --zmqaddr or a forwarder's
+	// output.
+	ZMQAddr string
+	// APIURL is the bokeh-server root URL (with its prefix) that answers doc-key lookups.
+	APIURL string
+	// SecretKey is the bokeh-server's secret; the internal token is derived from it.
+	SecretKey string
+	// AllowedOrigins lists accepted Origin headers (scheme://host[:port]); empty accepts
+	// any origin, as the original did.
+	AllowedOrigins []string
+
+	MaxQueueBytes int
+	WriteTimeout  time.Duration
+	PingInterval  time.Duration
+	PongTimeout   time.Duration
+	// DrainTimeout spreads the closes of Shutdown; zero means the default, negative none.
+	DrainTimeout time.Duration
+
+	// HTTPClient performs doc-key lookups; nil means a client with keyLookupTimeout.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.ZMQAddr == "" {
+		return c, errors.New("wshub: ZMQAddr is required")
+	}
+	if c.APIURL == "" {
+		return c, errors.New("wshub: APIURL is required for doc-key lookups")
+	}
+	if c.SecretKey == "" {
+		return c, errors.New("wshub: SecretKey is required for doc-key lookups")
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.PongTimeout <= 0 {
+		c.PongTimeout = DefaultPongTimeout
+	}
+	switch {
+	case c.DrainTimeout == 0:
+		c.DrainTimeout = DefaultDrainTimeout
+	case c.DrainTimeout < 0:
+		c.DrainTimeout = 0
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: keyLookupTimeout}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	origins := make([]string, 0, len(c.AllowedOrigins))
+	for _, o := range c.AllowedOrigins {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			origins = append(origins, strings.ToLower(o))
+		}
+	}
+	c.AllowedOrigins = origins
+	return c, nil
+}
+
+// readTimeout is how long a connection may stay silent: one ping interval for the ping to
+// go out plus the time its pong may take.
+func (c Config) readTimeout() time.Duration { return c.PingInterval + c.PongTimeout }

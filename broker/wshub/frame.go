@@ -1,0 +1,123 @@
+package wshub
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/bokeh-go/bokeh-server/storage/rawjson"
+)
+
+// clientFrame is what a browser sends (§5.3); BokehJS only ever sends subscribe frames.
+type clientFrame struct {
+	msgtype string
+	topic   string
+	auth    string // null, absent or not a string: no key
+}
+
+var errFrame = errors.New("client frame is not a JSON object with a string msgtype")
+
+// parseClientFrame decodes a client→server frame. Only msgtype is required; a subscribe
+// frame's topic is checked by the caller so that it can answer on that topic.
+func parseClientFrame(data []byte) (clientFrame, error) {
+	fields, _, err := rawjson.Fields(data)
+	if err != nil {
+		return clientFrame{}, err
+	}
+	var f clientFrame
+	var haveType bool
+	for _, fl := range fields {
+		switch fl.Key {
+		case "msgtype":
+			f.msgtype, haveType = rawjson.String(fl.Value)
+		case "topic":
+			f.topic, _ = rawjson.String(fl.Value)
+		case "auth":
+			f.auth, _ = rawjson.String(fl.Value)
+		}
+	}
+	if !haveType {
+		return clientFrame{}, errFrame
+	}
+	return f, nil
+}
+
+const (
+	temporaryPrefix = "temporary-"
+	// maxTemporaryHex bounds public-mode overlay ids; BokehJS 0.8.2 makes 32 hex digits.
+	maxTemporaryHex = 64
+)
+
+// validTemporary reports whether a bokehplot value is a public-mode overlay id:
+// "temporary-" followed by 1 to 64 hex digits.
+func validTemporary(value string) bool {
+	hex, ok := strings.CutPrefix(value, temporaryPrefix)
+	if !ok || len(hex) == 0 || len(hex) > maxTemporaryHex {
+		return false
+	}
+	for i := 0; i < len(hex); i++ {
+		c := hex[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// Error texts of subscribe replies.
+const (
+	errUnauthorized   = "unauthorized"
+	errUnknownDoc     = "unknown document"
+	errInvalidTopic   = "invalid topic"
+	errTooManyTopics  = "too many subscriptions"
+	errAPIUnreachable = "cannot check document keys: bokeh-server API unreachable"
+	errShuttingDown   = "server shutting down"
+)
+
+// successFrame is the 0.8.2 reply to an accepted subscribe, byte for byte.
+func successFrame(topic, clientID string) []byte {
+	b := make([]byte, 0, 2*len(topic)+len(clientID)+80)
+	b = append(b, topic...)
+	b = append(b, `:{"msgtype": "status", "status": ["subscribesuccess", `...)
+	b = rawjson.AppendString(b, topic)
+	b = append(b, ", "...)
+	b = rawjson.AppendString(b, clientID)
+	return append(b, "]}"...)
+}
+
+// errorFrame is the 0.8.2 reply to a refused subscribe.
+func errorFrame(topic, msg string) []byte {
+	b := make([]byte, 0, len(topic)+len(msg)+40)
+	b = append(b, topic...)
+	b = append(b, `:{"msgtype": "error", "error_msg": `...)
+	b = rawjson.AppendString(b, msg)
+	return append(b, '}')
+}
+
+// topicKind returns the part of a valid topic before the colon.
+func topicKind(topic string) (kind, value string) {
+	kind, value, _ = strings.Cut(topic, ":")
+	return kind, value
+}
+
+// deliverableOnPlot reports whether BokehJS can handle a payload on a bokehplot topic: it
+// throws on any msgtype other than modelpush and status (§5.4), or on text that is not JSON.
+func deliverableOnPlot(payload []byte) bool {
+	// Fast path for the servers' own encodings, so that a large modelpush is not scanned.
+	for _, prefix := range []string{`{"msgtype": "modelpush"`, `{"msgtype":"modelpush"`} {
+		if len(payload) > len(prefix) && string(payload[:len(prefix)]) == prefix &&
+			(payload[len(prefix)] == ',' || payload[len(prefix)] == '}') {
+			return true
+		}
+	}
+	fields, _, err := rawjson.Fields(payload)
+	if err != nil {
+		return false
+	}
+	for _, f := range fields {
+		if f.Key == "msgtype" {
+			t, _ := rawjson.String(f.Value)
+			return t == "modelpush" || t == "status"
+		}
+	}
+	return false
+}

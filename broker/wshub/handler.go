@@ -1,0 +1,90 @@
+package wshub
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// handshakeTimeout bounds a websocket upgrade.
+const handshakeTimeout = 10 * time.Second
+
+// Handler serves websockets at prefix/bokeh/sub and prefix/bokeh/sub/ (0.7/0.8 and 0.6.1
+// forms, §1.5), and /healthz, /metrics and /stats. prefix is "" or starts with "/" and has
+// no trailing "/".
+func (h *Hub) Handler(prefix string) http.Handler {
+	sub := prefix + "/bokeh/sub"
+	metrics := promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{})
+	upgrader := &websocket.Upgrader{
+		HandshakeTimeout: handshakeTimeout,
+		ReadBufferSize:   1024, // client frames are small subscribe requests
+		WriteBufferSize:  4096,
+		WriteBufferPool:  &sync.Pool{}, // idle connections hold no write buffer
+		CheckOrigin:      h.checkOrigin,
+	}
+	// Matching paths by hand, not with ServeMux patterns, keeps an odd prefix from
+	// being read as a pattern.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case sub, sub + "/":
+			h.serveWebsocket(upgrader, w, r)
+		case "/healthz":
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write([]byte("ok"))
+		case "/metrics":
+			metrics.ServeHTTP(w, r)
+		case "/stats":
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(h.Stats())
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// checkOrigin accepts any Origin unless an allow-list is configured; requests without an
+// Origin (not from a browser) are always accepted, since such clients can send any Origin.
+func (h *Hub) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if len(h.cfg.AllowedOrigins) == 0 || origin == "" {
+		return true
+	}
+	if slices.Contains(h.cfg.AllowedOrigins, strings.ToLower(origin)) {
+		return true
+	}
+	h.log.Info("websocket origin refused", "origin", origin, "remote", r.RemoteAddr)
+	return false
+}
+
+func (h *Hub) serveWebsocket(upgrader *websocket.Upgrader, w http.ResponseWriter, r *http.Request) {
+	h.mu.RLock()
+	draining := h.draining
+	h.mu.RUnlock()
+	if draining {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	conn, err := upgrader.Upgrade(w, r, nil) // answers failed handshakes itself
+	if err != nil {
+		h.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	c := newClient(h, conn, uuid.NewString())
+	if !h.register(c) {
+		conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "going away"), time.Now().Add(closeGrace))
+		conn.Close()
+		return
+	}
+	c.log.Debug("websocket open", "path", r.URL.Path)
+	h.conns.Add(2)
+	go c.readLoop()
+	go c.writeLoop()
+}

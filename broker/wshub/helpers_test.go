@@ -1,0 +1,283 @@
+package wshub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/gorilla/websocket"
+)
+
+// waitLimit bounds every wait; it is generous so that slow machines and the race detector
+// never fail a test, and it bounds rather than asserts durations.
+const (
+	waitLimit = 20 * time.Second
+	probeGap  = 20 * time.Millisecond
+	secret    = "test-secret"
+)
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// fakeAPI answers the internal doc-keys endpoint like bokeh-server does.
+type fakeAPI struct {
+	*httptest.Server
+	mu       sync.Mutex
+	docs     map[string]broker.DocKeys
+	requests atomic.Int64
+}
+
+func newFakeAPI(t testing.TB, docs map[string]broker.DocKeys) *fakeAPI {
+	a := &fakeAPI{docs: docs}
+	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.requests.Add(1)
+		docid, ok := strings.CutPrefix(r.URL.Path, "/"+broker.DocKeysPath)
+		if !ok || r.Method != http.MethodGet {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Header.Get(broker.InternalTokenHeader) != broker.InternalToken(secret) {
+			http.Error(w, "bad token", http.StatusForbidden)
+			return
+		}
+		a.mu.Lock()
+		keys, ok := a.docs[docid]
+		a.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(keys)
+	}))
+	t.Cleanup(a.Close)
+	return a
+}
+
+// env is a worker hub with a publisher feeding it and a fake API behind it.
+type env struct {
+	t    testing.TB
+	hub  *Hub
+	pub  *broker.ZMQPublisher
+	api  *fakeAPI
+	srv  *httptest.Server
+	sync *wsClient
+	seq  atomic.Int64
+}
+
+var testDocs = map[string]broker.DocKeys{
+	"doc1": {APIKey: "write1", ReadOnlyAPIKey: "read1"},
+	"doc2": {APIKey: "write2", ReadOnlyAPIKey: "read2"},
+	"abc":  {APIKey: "kabc", ReadOnlyAPIKey: "rabc"},
+	"abcd": {APIKey: "kabcd", ReadOnlyAPIKey: "rabcd"},
+}
+
+// smallBuffers shrinks the kernel send buffer of accepted connections so that a client
+// that stops reading backs up into the hub's queue after kilobytes, not megabytes.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+func newEnv(t testing.TB, configure func(*Config), small bool) *env {
+	t.Helper()
+	e := &env{t: t, api: newFakeAPI(t, testDocs)}
+	var err error
+	e.pub, err = broker.NewZMQPublisher("tcp://127.0.0.1:*", broker.Bind, broker.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{ZMQAddr: e.pub.Endpoint(), APIURL: e.api.URL, SecretKey: secret,
+		Logger: quietLogger(), DrainTimeout: -1}
+	if configure != nil {
+		configure(&cfg)
+	}
+	if e.hub, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewUnstartedServer(e.hub.Handler(""))
+	if small {
+		e.srv.Listener = smallBuffers{e.srv.Listener}
+	}
+	e.srv.Start()
+	t.Cleanup(func() {
+		e.hub.Shutdown(contextWithTimeout(t, waitLimit))
+		e.srv.Close()
+		e.pub.Close()
+	})
+	return e
+}
+
+func (e *env) wsURL(path string) string { return "ws" + strings.TrimPrefix(e.srv.URL, "http") + path }
+
+// syncRoute proves that every ZeroMQ subscription the hub made so far has reached the
+// publisher: the sync client subscribes last, and subscriptions travel in order.
+func (e *env) syncRoute() {
+	e.t.Helper()
+	if e.sync == nil {
+		e.sync = e.dial()
+	}
+	// A fresh topic each time: only a first subscription reaches ZeroMQ.
+	e.sync.topic = fmt.Sprintf("debug:sync%d", e.seq.Add(1))
+	e.sync.mustSubscribe(e.sync.topic, nil)
+	deadline := time.Now().Add(waitLimit)
+	for n := 0; time.Now().Before(deadline); n++ {
+		probe := fmt.Sprint("probe", n)
+		e.pub.Publish(broker.Message{Topic: e.sync.topic, Payload: []byte(probe)})
+		for {
+			f, ok := e.sync.nextWithin(probeGap)
+			if !ok {
+				break
+			}
+			if f == e.sync.topic+":"+probe {
+				return
+			}
+		}
+	}
+	e.t.Fatalf("no route to the hub within %s", waitLimit)
+}
+
+func (e *env) publish(topic, payload string, exclude ...string) {
+	e.pub.Publish(broker.Message{Topic: topic, Payload: []byte(payload), Exclude: exclude})
+}
+
+// wsClient is a browser stand-in; its reader goroutine collects frames (and thereby
+// answers pings) unless it was dialled with read=false.
+type wsClient struct {
+	t      testing.TB
+	conn   *websocket.Conn
+	frames chan string
+	closed chan error // the read error that ended the reader
+	id     string
+	topic  string
+}
+
+func (e *env) dial() *wsClient { return e.dialWith(e.wsURL("/bokeh/sub"), nil, true) }
+
+func (e *env) dialWith(url string, header http.Header, read bool) *wsClient {
+	e.t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial(url, header)
+	if err != nil {
+		e.t.Fatalf("dial %s: %v (response %v)", url, err, resp)
+	}
+	c := &wsClient{t: e.t, conn: conn, frames: make(chan string, 100000), closed: make(chan error, 1)}
+	e.t.Cleanup(func() { conn.Close() })
+	if read {
+		go c.readAll()
+	}
+	return c
+}
+
+func (c *wsClient) readAll() {
+	for {
+		_, data, err := c.conn.ReadMessage()
+		if err != nil {
+			c.closed <- err
+			return
+		}
+		c.frames <- string(data)
+	}
+}
+
+func (c *wsClient) send(s string) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+func (c *wsClient) subscribe(topic string, auth any) {
+	c.t.Helper()
+	b, _ := json.Marshal(map[string]any{"msgtype": "subscribe", "topic": topic, "auth": auth})
+	c.send(string(b))
+}
+
+// mustSubscribe subscribes and checks the 0.8.2 success reply, remembering the client id.
+func (c *wsClient) mustSubscribe(topic string, auth any) {
+	c.t.Helper()
+	c.subscribe(topic, auth)
+	f := c.next()
+	prefix := topic + `:{"msgtype": "status", "status": ["subscribesuccess", "` + topic + `", "`
+	id, ok := strings.CutPrefix(f, prefix)
+	if !ok || !strings.HasSuffix(id, `"]}`) {
+		c.t.Fatalf("subscribe %s: got %q", topic, f)
+	}
+	c.id = strings.TrimSuffix(id, `"]}`)
+}
+
+func (c *wsClient) next() string {
+	c.t.Helper()
+	f, ok := c.nextWithin(waitLimit)
+	if !ok {
+		c.t.Fatalf("no frame within %s", waitLimit)
+	}
+	return f
+}
+
+func (c *wsClient) nextWithin(d time.Duration) (string, bool) {
+	select {
+	case f := <-c.frames:
+		return f, true
+	case <-time.After(d):
+		return "", false
+	}
+}
+
+func (c *wsClient) expect(want string) {
+	c.t.Helper()
+	if got := c.next(); got != want {
+		c.t.Fatalf("got frame %q, want %q", got, want)
+	}
+}
+
+func (c *wsClient) expectEmpty() {
+	c.t.Helper()
+	select {
+	case f := <-c.frames:
+		c.t.Fatalf("unexpected frame %q", f)
+	default:
+	}
+}
+
+// waitClosed waits for the reader to end and returns its error.
+func (c *wsClient) waitClosed() error {
+	c.t.Helper()
+	select {
+	case err := <-c.closed:
+		return err
+	case <-time.After(waitLimit):
+		c.t.Fatalf("connection still open after %s", waitLimit)
+		return nil
+	}
+}
+
+// waitFor polls cond, bounded in time.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func contextWithTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

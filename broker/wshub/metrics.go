@@ -1,0 +1,105 @@
+package wshub
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// counters are plain atomics, read by both /stats and /metrics so that the two always agree.
+type counters struct {
+	connections      atomic.Int64
+	connectionsTotal atomic.Uint64
+	subscriptions    atomic.Int64
+	delivered        atomic.Uint64
+	droppedMsgtype   atomic.Uint64 // non-modelpush frames on bokehplot topics (§5.4)
+	droppedSlow      atomic.Uint64 // frames discarded with a slow client's queue
+	droppedClosed    atomic.Uint64 // frames for a client already closing
+	slowCloses       atomic.Uint64
+	authFailures     atomic.Uint64
+	unwatched        atomic.Uint64
+	badFrames        atomic.Uint64
+}
+
+// Stats is a snapshot of a hub's counters, served as JSON at /stats.
+type Stats struct {
+	ConnectionsCurrent int64  `json:"connections_current"`
+	ConnectionsTotal   uint64 `json:"connections_total"`
+	Subscriptions      int64  `json:"subscriptions"`
+	ZMQTopics          int    `json:"zmq_topics"`
+	ZMQReceived        uint64 `json:"zmq_received"`
+	ZMQMalformed       uint64 `json:"zmq_malformed"`
+	// Unwatched counts messages that reached the worker for a topic none of its clients
+	// watches; ZeroMQ subscriptions keep it at 0 except for prefix collisions and races
+	// with the last client leaving.
+	Unwatched        uint64 `json:"unwatched"`
+	Delivered        uint64 `json:"delivered"`
+	Dropped          uint64 `json:"dropped"`
+	DroppedMsgtype   uint64 `json:"dropped_msgtype"`
+	DroppedSlow      uint64 `json:"dropped_slow_client"`
+	DroppedClosed    uint64 `json:"dropped_closed"`
+	SlowClientCloses uint64 `json:"slow_client_closes"`
+	AuthFailures     uint64 `json:"auth_failures"`
+	BadClientFrames  uint64 `json:"bad_client_frames"`
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	c := &h.counters
+	sub := h.sub.Stats()
+	h.subMu.Lock()
+	zmqTopics := len(h.zmqTopics)
+	h.subMu.Unlock()
+	s := Stats{
+		ConnectionsCurrent: c.connections.Load(),
+		ConnectionsTotal:   c.connectionsTotal.Load(),
+		Subscriptions:      c.subscriptions.Load(),
+		ZMQTopics:          zmqTopics,
+		ZMQReceived:        sub.Received,
+		ZMQMalformed:       sub.Malformed,
+		Unwatched:          sub.Filtered + c.unwatched.Load(),
+		Delivered:          c.delivered.Load(),
+		DroppedMsgtype:     c.droppedMsgtype.Load(),
+		DroppedSlow:        c.droppedSlow.Load(),
+		DroppedClosed:      c.droppedClosed.Load(),
+		SlowClientCloses:   c.slowCloses.Load(),
+		AuthFailures:       c.authFailures.Load(),
+		BadClientFrames:    c.badFrames.Load(),
+	}
+	s.Dropped = s.DroppedMsgtype + s.DroppedSlow + s.DroppedClosed
+	return s
+}
+
+// newRegistry exposes the counters on a registry of the hub's own, so that several hubs
+// (tests) do not collide in the global one.
+func (h *Hub) newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	stat := func(f func(Stats) float64) func() float64 { return func() float64 { return f(h.Stats()) } }
+	gauge := func(name, help string, f func(Stats) float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, stat(f)))
+	}
+	counter := func(name, help string, labels prometheus.Labels, f func(Stats) float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, stat(f)))
+	}
+	gauge("bokeh_ws_connections", "Open websocket connections.", func(s Stats) float64 { return float64(s.ConnectionsCurrent) })
+	gauge("bokeh_ws_subscriptions", "Topic subscriptions of open connections.", func(s Stats) float64 { return float64(s.Subscriptions) })
+	gauge("bokeh_ws_zmq_topics", "Topics the ZeroMQ socket is subscribed to.", func(s Stats) float64 { return float64(s.ZMQTopics) })
+	counter("bokeh_ws_connections_total", "Websocket connections accepted.", nil, func(s Stats) float64 { return float64(s.ConnectionsTotal) })
+	counter("bokeh_ws_zmq_received_total", "Messages received from ZeroMQ.", nil, func(s Stats) float64 { return float64(s.ZMQReceived) })
+	counter("bokeh_ws_zmq_malformed_total", "ZeroMQ messages that failed to parse.", nil, func(s Stats) float64 { return float64(s.ZMQMalformed) })
+	counter("bokeh_ws_unwatched_messages_total", "Messages received for topics no local client watches.", nil, func(s Stats) float64 { return float64(s.Unwatched) })
+	counter("bokeh_ws_frames_delivered_total", "Published frames written to websockets.", nil, func(s Stats) float64 { return float64(s.Delivered) })
+	for reason, f := range map[string]func(Stats) float64{
+		"msgtype":     func(s Stats) float64 { return float64(s.DroppedMsgtype) },
+		"slow_client": func(s Stats) float64 { return float64(s.DroppedSlow) },
+		"closed":      func(s Stats) float64 { return float64(s.DroppedClosed) },
+	} {
+		counter("bokeh_ws_frames_dropped_total", "Published frames not delivered (exclusions not counted).", prometheus.Labels{"reason": reason}, f)
+	}
+	counter("bokeh_ws_slow_client_closes_total", "Connections closed for a full send queue or a write timeout.", nil, func(s Stats) float64 { return float64(s.SlowClientCloses) })
+	counter("bokeh_ws_auth_failures_total", "Refused subscriptions.", nil, func(s Stats) float64 { return float64(s.AuthFailures) })
+	counter("bokeh_ws_bad_client_frames_total", "Client frames that were not JSON objects with a msgtype.", nil, func(s Stats) float64 { return float64(s.BadClientFrames) })
+	return reg
+}

@@ -1,0 +1,63 @@
+package wshub
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/bokeh-go/bokeh-server/broker"
+)
+
+// handleSubscribe applies the 0.8.2 rule (§5.3) and returns the reply frame: bokehplot
+// topics need the document's apikey or readonlyapikey, except public-mode overlay ids
+// (temporary-<hex>); every other kind is open. Failures answer an error frame and keep the
+// connection, where 0.8.x crashed the handler and dropped it (§8 item 3).
+func (h *Hub) handleSubscribe(c *client, topic, auth string) []byte {
+	if !broker.ValidTopic(topic) {
+		h.counters.authFailures.Add(1)
+		return errorFrame(topic, errInvalidTopic)
+	}
+	if kind, value := topicKind(topic); kind == broker.KindPlot {
+		if refusal := h.authorizePlot(c.ctx, value, auth); refusal != "" {
+			c.log.Info("subscribe refused", "topic", topic, "reason", refusal)
+			return errorFrame(topic, refusal)
+		}
+	}
+	if err := h.subscribe(c, topic); err != nil {
+		if errors.Is(err, errTooMany) {
+			return errorFrame(topic, errTooManyTopics)
+		}
+		c.log.Warn("zmq subscribe failed", "topic", topic, "err", err)
+		return errorFrame(topic, errShuttingDown)
+	}
+	return successFrame(topic, c.id)
+}
+
+// authorizePlot returns "" when auth grants the bokehplot value, else the error text.
+func (h *Hub) authorizePlot(ctx context.Context, value, auth string) string {
+	if strings.HasPrefix(value, temporaryPrefix) {
+		if validTemporary(value) {
+			return ""
+		}
+		h.counters.authFailures.Add(1)
+		return errInvalidTopic
+	}
+	keys, found, err := h.keys.lookup(ctx, value)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			if ok, suppressed := h.apiErrLog.Allow(time.Second); ok {
+				h.log.Warn("doc-key lookup failed", "docid", value, "err", err, "suppressed", suppressed)
+			}
+		}
+		return errAPIUnreachable
+	case !found:
+		h.counters.authFailures.Add(1)
+		return errUnknownDoc
+	case !keyMatches(auth, keys):
+		h.counters.authFailures.Add(1)
+		return errUnauthorized
+	}
+	return ""
+}

@@ -1,0 +1,140 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// Mode says whether a socket binds its address or connects to it.
+type Mode int
+
+const (
+	// Bind listens at the address: a single bokeh-server publishing straight to its workers.
+	Bind Mode = iota
+	// Connect dials the address: API processes publishing into a forwarder's input.
+	Connect
+)
+
+func (m Mode) String() string {
+	if m == Connect {
+		return "connect"
+	}
+	return "bind"
+}
+
+// Limits of the ZeroMQ transport.
+const (
+	// DefaultQueueSize bounds the messages waiting for a publisher's socket goroutine; beyond
+	// it Publish drops rather than stall an HTTP handler.
+	DefaultQueueSize = 8192
+	// DefaultHWM is the per-peer high-water mark (messages) of every socket. ZeroMQ's own
+	// default of 1000 drops bursts of small modelpushes too early.
+	DefaultHWM = 10000
+	// DefaultLinger bounds how long unsent messages are kept after Close.
+	DefaultLinger = time.Second
+	// MaxMessageBytes refuses absurd frames from a rogue peer instead of allocating them;
+	// a real modelpush of a large plot is a few MiB.
+	MaxMessageBytes = 256 << 20
+	// recvBatch bounds how many messages a subscriber takes per wake-up, so control
+	// requests are not starved by a flood.
+	recvBatch = 256
+)
+
+// ErrClosed is returned by operations on a closed Subscriber.
+var ErrClosed = errors.New("broker: closed")
+
+// Option tunes a publisher, subscriber or forwarder.
+type Option func(*options)
+
+type options struct {
+	queueSize int
+	hwm       int
+	linger    time.Duration
+	log       *slog.Logger
+}
+
+// WithQueueSize sets the publisher's in-process queue length (messages).
+func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = max(n, 1) } }
+
+// WithHWM sets the ZeroMQ high-water mark (messages per peer).
+func WithHWM(n int) Option { return func(o *options) { o.hwm = max(n, 1) } }
+
+// WithLinger sets how long unsent messages survive Close.
+func WithLinger(d time.Duration) Option { return func(o *options) { o.linger = max(d, 0) } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+func buildOptions(opts []Option) options {
+	o := options{queueSize: DefaultQueueSize, hwm: DefaultHWM, linger: DefaultLinger}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	return o
+}
+
+// attach binds or connects sock; hint is appended to "address already in use" errors to
+// tell the operator what probably holds the port.
+func attach(sock *zmq.Socket, addr string, mode Mode, hint string) error {
+	if mode == Connect {
+		if err := sock.Connect(addr); err != nil {
+			return fmt.Errorf("zmq connect %s: %w", addr, err)
+		}
+		return nil
+	}
+	if err := sock.Bind(addr); err != nil {
+		if zmq.AsErrno(err) == zmq.EADDRINUSE {
+			return fmt.Errorf("zmq bind %s: %w — %s", addr, err, hint)
+		}
+		return fmt.Errorf("zmq bind %s: %w", addr, err)
+	}
+	return nil
+}
+
+// newSocket creates a socket with the common limits applied.
+func newSocket(typ zmq.Type, o options) (*zmq.Socket, error) {
+	sock, err := zmq.NewSocket(typ)
+	if err != nil {
+		return nil, fmt.Errorf("zmq socket %s: %w", typ, err)
+	}
+	setters := []func() error{
+		func() error { return sock.SetLinger(o.linger) },
+		func() error { return sock.SetSndhwm(o.hwm) },
+		func() error { return sock.SetRcvhwm(o.hwm) },
+		func() error { return sock.SetMaxmsgsize(MaxMessageBytes) },
+	}
+	for _, set := range setters {
+		if err := set(); err != nil {
+			sock.Close()
+			return nil, fmt.Errorf("zmq socket %s options: %w", typ, err)
+		}
+	}
+	return sock, nil
+}
+
+// boundEndpoint reports the address a socket actually listens at, resolving a "*" port.
+func boundEndpoint(sock *zmq.Socket, addr string) string {
+	if ep, err := sock.GetLastEndpoint(); err == nil && ep != "" {
+		return ep
+	}
+	return addr
+}
+
+// isAgain reports a non-blocking operation that would have blocked.
+func isAgain(err error) bool { return zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN) }
+
+var inprocSeq atomic.Uint64
+
+// inprocName returns a process-unique inproc endpoint for a control channel.
+func inprocName(what string) string {
+	return fmt.Sprintf("inproc://bokeh-%s-%d", what, inprocSeq.Add(1))
+}

@@ -1,0 +1,186 @@
+package broker
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+func TestPublishSubscribeOrderAndExactTopic(t *testing.T) {
+	pub := newBoundPublisher(t)
+	c := newCollector(t, pub.Endpoint(), "bokehplot:abc")
+	c.awaitRoute(t, pub, "pub")
+
+	const n = 1000
+	for i := range n {
+		pub.Publish(Message{Topic: "bokehplot:abc", Payload: fmt.Appendf(nil, `{"i": %d}`, i), Exclude: []string{"x"}})
+		// Shares the prefix, so ZeroMQ lets it through; the subscriber must drop it.
+		pub.Publish(Message{Topic: "bokehplot:abcd", Payload: []byte("other doc")})
+	}
+	pub.Publish(Message{Topic: "bokehplot:abc", Payload: []byte("end")})
+	for i := range n {
+		m := c.next(t)
+		if want := fmt.Sprintf(`{"i": %d}`, i); m.Topic != "bokehplot:abc" || string(m.Payload) != want || len(m.Exclude) != 1 {
+			t.Fatalf("message %d: got %s %q %v, want %s", i, m.Topic, m.Payload, m.Exclude, want)
+		}
+	}
+	if m := c.next(t); string(m.Payload) != "end" {
+		t.Fatalf("got %q, want end", m.Payload)
+	}
+	c.expectNone(t)
+	if st := c.sub.Stats(); st.Filtered != n || st.Malformed != 0 {
+		t.Fatalf("subscriber stats %+v, want %d filtered", st, n)
+	}
+}
+
+func TestUnsubscribeStopsDelivery(t *testing.T) {
+	pub := newBoundPublisher(t)
+	c := newCollector(t, pub.Endpoint(), "bokehuser:a")
+	c.awaitRoute(t, pub, "pub")
+	pub.Publish(Message{Topic: "bokehuser:a", Payload: []byte("before")})
+	if m := c.next(t); string(m.Payload) != "before" {
+		t.Fatalf("got %q", m.Payload)
+	}
+	if err := c.sub.Unsubscribe("bokehuser:a"); err != nil {
+		t.Fatal(err)
+	}
+	pub.Publish(Message{Topic: "bokehuser:a", Payload: []byte("after")})
+	c.awaitRoute(t, pub, "pub2") // the probe follows "after" on the same path
+	c.expectNone(t)
+}
+
+func TestPublishNeverBlocks(t *testing.T) {
+	for _, withSlowPeer := range []bool{false, true} {
+		t.Run(fmt.Sprintf("slowPeer=%v", withSlowPeer), func(t *testing.T) {
+			pub, err := NewZMQPublisher("tcp://127.0.0.1:*", Bind, WithLogger(quietLogger()), WithHWM(100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if withSlowPeer {
+				// A subscriber that takes everything and never reads.
+				sock, err := zmq.NewSocket(zmq.SUB)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sock.Close()
+				sock.SetLinger(0)
+				sock.SetRcvhwm(10)
+				sock.SetSubscribe("")
+				if err := sock.Connect(pub.Endpoint()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const n = 100000
+			payload := []byte(strings.Repeat("x", 1024))
+			for i := range n {
+				pub.Publish(Message{Topic: PlotTopic(fmt.Sprint(i % 7)), Payload: payload})
+			}
+			pub.Close()
+			st := pub.Stats()
+			if st.Published+st.Dropped != n {
+				t.Fatalf("stats %+v do not add up to %d", st, n)
+			}
+			t.Logf("stats %+v", st)
+			pub.Publish(Message{Topic: "bokehplot:late", Payload: payload})
+			if got := pub.Stats().Dropped; got != st.Dropped+1 {
+				t.Fatalf("publish after close: dropped %d, want %d", got, st.Dropped+1)
+			}
+		})
+	}
+}
+
+func TestQueueFullDrops(t *testing.T) {
+	pub := newBoundPublisher(t, WithQueueSize(1))
+	const n = 10000
+	for range n {
+		pub.Publish(Message{Topic: "bokehplot:q", Payload: []byte("x")})
+	}
+	pub.Close()
+	if st := pub.Stats(); st.Published+st.Dropped != n {
+		t.Fatalf("stats %+v do not add up to %d", st, n)
+	}
+}
+
+func TestPublishRejectsInvalidTopic(t *testing.T) {
+	pub := newBoundPublisher(t)
+	pub.Publish(Message{Topic: "a:b:c", Payload: []byte("x")})
+	pub.Publish(Message{Topic: "nocolon", Payload: []byte("x")})
+	if st := pub.Stats(); st.Dropped != 2 {
+		t.Fatalf("stats %+v, want 2 dropped", st)
+	}
+}
+
+func TestBindInUse(t *testing.T) {
+	pub := newBoundPublisher(t)
+	_, err := NewZMQPublisher(pub.Endpoint(), Bind, WithLogger(quietLogger()))
+	if err == nil {
+		t.Fatal("second bind succeeded")
+	}
+	want := "zmq bind " + pub.Endpoint() + ": address already in use — is another bokeh-server running? use --zmqaddr"
+	if err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+}
+
+func TestSubscriberCountsMalformed(t *testing.T) {
+	raw, err := zmq.NewSocket(zmq.PUB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetLinger(0)
+	if err := raw.Bind("tcp://127.0.0.1:*"); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := raw.GetLastEndpoint()
+	rawPub := publisherFunc(func(m Message) {
+		raw.SendMessage(m.Topic, m.AppendEnvelope(nil))
+	})
+	c := newCollector(t, addr, "bokehplot:m")
+	c.awaitRoute(t, rawPub, "raw")
+
+	bad := [][]any{
+		{"bokehplot:m"},                // one frame
+		{"bokehplot:m", "{}", "extra"}, // three frames
+		{"bokehplot:m", "not json"},    // bad envelope
+		{"bokehplot:m", `{"topic": "bokehplot:other", "msg": "x", "exclude": []}`}, // topic mismatch
+	}
+	for _, parts := range bad {
+		if _, err := raw.SendMessage(parts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rawPub.Publish(Message{Topic: "bokehplot:m", Payload: []byte("good")})
+	if m := c.next(t); string(m.Payload) != "good" {
+		t.Fatalf("got %q", m.Payload)
+	}
+	if st := c.sub.Stats(); st.Malformed != uint64(len(bad)) {
+		t.Fatalf("stats %+v, want %d malformed", st, len(bad))
+	}
+}
+
+// publisherFunc adapts a function to Publisher for probes on raw sockets.
+type publisherFunc func(Message)
+
+func (f publisherFunc) Publish(m Message)   { f(m) }
+func (f publisherFunc) Stats() PublishStats { return PublishStats{} }
+func (f publisherFunc) Close() error        { return nil }
+
+func TestSubscriberClose(t *testing.T) {
+	pub := newBoundPublisher(t)
+	sub, err := NewSubscriber(pub.Endpoint(), func(Message) {}, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Subscribe("bokehplot:x"); err != ErrClosed {
+		t.Fatalf("Subscribe after Close: %v, want ErrClosed", err)
+	}
+}

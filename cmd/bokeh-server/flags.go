@@ -1,0 +1,169 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/bokeh-go/bokeh-server/api"
+	"github.com/bokeh-go/bokeh-server/storage"
+)
+
+// options are the command-line settings. Flag names, defaults and meanings follow the
+// original bokeh-server (PROTOCOL.md §1.4), plus what a multi-process deployment needs.
+type options struct {
+	IP          string
+	Port        int
+	URLPrefix   string
+	MultiUser   bool
+	Backend     string
+	DataDir     string
+	RedisHost   string
+	RedisPort   int
+	RedisURL    string
+	StartRedis  bool
+	RedisBin    string
+	OverlayTTL  time.Duration
+	WSConn      string
+	WSPort      int
+	WSWorkers   int
+	NoWSStart   bool
+	WorkerBin   string
+	ZMQAddr     string
+	ZMQConnect  bool
+	SecretKey   string
+	SecretFile  string
+	MaxBody     int64
+	BokehJSDir  string
+	StaticDir   string
+	FilterLogs  bool
+	LogFormat   string
+	Debug       bool
+	Verbose     bool
+	Dev         bool
+	ShutdownFor time.Duration
+
+	// Accepted for compatibility with the original's command line; they change nothing.
+	BlazeConfig   string
+	DataDirectory string
+	Script        string
+	DebugJS       bool
+	SplitJS       bool
+	RobustReload  bool
+	NoStartRedis  bool
+}
+
+const usageHead = `bokeh-server: a plot server for bokeh 0.8 (and 0.7) Python scripts and BokehJS pages.
+
+Scripts push plots with output_server("name") / Session.store_objects; browsers watch them
+live at http://IP:PORT/bokeh/. The API process stores documents and publishes changes over
+ZeroMQ to websocket worker processes (ws-worker), which it starts by itself unless told not to.
+
+Usage:
+  bokeh-server [flags]                      run the server
+  bokeh-server forwarder --in A --out B     run a ZeroMQ forwarder between several API
+                                            processes (--zmqaddr A --zmq-connect) and
+                                            workers (ws-worker --zmqaddr B)
+
+Flags:
+`
+
+func defaultBackend() (string, error) {
+	b := os.Getenv("BOKEH_SERVER_DEFAULT_BACKEND")
+	switch b {
+	case "":
+		// The user guide's default: data survives restarts without any service to run.
+		return storage.BackendShelve, nil
+	case storage.BackendMemory, storage.BackendShelve, storage.BackendRedis:
+		return b, nil
+	}
+	return "", fmt.Errorf("BOKEH_SERVER_DEFAULT_BACKEND=%q: must be redis, shelve or memory", b)
+}
+
+// parseFlags reads args (without the program name) into options.
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	backend, err := defaultBackend()
+	if err != nil {
+		return nil, err
+	}
+	o := &options{}
+	fs := pflag.NewFlagSet("bokeh-server", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageHead)
+		fs.PrintDefaults()
+	}
+
+	fs.StringVar(&o.IP, "ip", "127.0.0.1", "IP address the HTTP API listens on (workers listen on the same IP)")
+	fs.IntVar(&o.Port, "port", 5006, "port the HTTP API listens on")
+	fs.IntVar(&o.Port, "bokeh-port", 5006, "alias of --port")
+	fs.StringVar(&o.URLPrefix, "url-prefix", "", "serve everything under this path prefix, e.g. /plots (for a reverse proxy)")
+	fs.BoolVarP(&o.MultiUser, "multi-user", "m", false, "multi-user mode: accounts, logins and per-document permissions")
+	fs.StringVar(&o.Backend, "backend", backend, "storage backend: shelve (one file in --data-dir), redis, or memory (lost on exit); default from $BOKEH_SERVER_DEFAULT_BACKEND")
+	fs.StringVar(&o.DataDir, "data-dir", ".", "directory of the shelve backend's file (bokeh.db) and of the managed redis's data")
+	fs.StringVar(&o.RedisHost, "redis-host", "127.0.0.1", "redis host (redis backend)")
+	fs.IntVar(&o.RedisPort, "redis-port", 7001, "redis port to start and/or connect to (redis backend)")
+	fs.StringVar(&o.RedisURL, "redis-url", "", "redis URL with credentials/TLS, e.g. rediss://:pw@host:6379 (implies --no-start-redis)")
+	fs.BoolVar(&o.StartRedis, "start-redis", true, "start a redis-server child for the redis backend")
+	fs.BoolVar(&o.NoStartRedis, "no-start-redis", false, "use an already running redis at --redis-host:--redis-port")
+	fs.StringVar(&o.RedisBin, "redis-server", "redis-server", "redis-server program started by --start-redis")
+	fs.DurationVar(&o.OverlayTTL, "overlay-ttl", storage.DefaultOverlayTTL, "how long a public viewer's scratch copy is kept after its last change")
+	fs.StringVar(&o.WSConn, "ws-conn-string", "", "websocket URL handed to browsers verbatim, e.g. wss://plots.example.org/bokeh/sub/ behind a balancer")
+	fs.IntVar(&o.WSPort, "ws-port", 5007, "port of the first websocket worker; further workers use the next ports")
+	fs.IntVar(&o.WSWorkers, "ws-workers", 1, "number of websocket worker processes to start")
+	fs.BoolVar(&o.NoWSStart, "no-ws-start", false, "start no websocket worker (run ws-worker processes yourself)")
+	fs.StringVar(&o.WorkerBin, "ws-worker-bin", "", "ws-worker program to start (default: next to this program, then $PATH)")
+	fs.StringVar(&o.ZMQAddr, "zmqaddr", "tcp://127.0.0.1:5555", "ZeroMQ address where changes are published (bound, or connected with --zmq-connect)")
+	fs.BoolVar(&o.ZMQConnect, "zmq-connect", false, "connect --zmqaddr to a forwarder's input instead of binding it (several API processes)")
+	fs.StringVar(&o.SecretKey, "secret-key", "", "secret signing session cookies and worker requests; give every API process and worker the same one (default: $BOKEH_SECRET_KEY, else random per start)")
+	fs.StringVar(&o.SecretFile, "secret-key-file", "", "read the secret key from this file")
+	fs.Int64Var(&o.MaxBody, "max-request-bytes", api.DefaultMaxBodyBytes, "largest request body accepted; bigger ones get 413")
+	fs.StringVar(&o.BokehJSDir, "bokehjs-dir", "", "BokehJS build served at /bokehjs/static/ (default: build/bokehjs-0.8.2 next to bin/)")
+	fs.StringVar(&o.StaticDir, "static-dir", "", "jquery and bootstrap served at /static/ (default: build/static next to bin/)")
+	fs.BoolVar(&o.FilterLogs, "filter-logs", false, "leave successful static-file requests out of the log")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVarP(&o.Debug, "debug", "d", false, "debug logging")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "verbose logging (same as --debug)")
+	fs.BoolVar(&o.Dev, "dev", false, "development defaults: memory backend unless --backend is given")
+	fs.DurationVar(&o.ShutdownFor, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests and workers to finish")
+	fs.StringVarP(&o.BlazeConfig, "blaze-config", "D", "", "accepted for compatibility; blaze is not supported")
+	fs.StringVar(&o.DataDirectory, "data-directory", "", "accepted for compatibility (0.7 remote data); ignored")
+	fs.StringVar(&o.Script, "script", "", "accepted for compatibility; Python applets cannot run in this server")
+	fs.BoolVarP(&o.DebugJS, "debugjs", "j", false, "accepted for compatibility; the BokehJS build dir is chosen with --bokehjs-dir")
+	fs.BoolVarP(&o.SplitJS, "splitjs", "s", false, "accepted for compatibility; pages always load bokeh.js")
+	fs.BoolVar(&o.RobustReload, "robust-reload", false, "accepted for compatibility; ignored")
+
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	if o.Dev && !fs.Changed("backend") {
+		o.Backend = storage.BackendMemory
+	}
+	if o.NoStartRedis || o.RedisURL != "" {
+		o.StartRedis = false
+	}
+	o.Backend = strings.ToLower(o.Backend)
+	switch o.Backend {
+	case storage.BackendMemory, storage.BackendShelve, storage.BackendRedis:
+	default:
+		return nil, fmt.Errorf("--backend %q: must be redis, shelve or memory", o.Backend)
+	}
+	if o.WSWorkers < 1 && !o.NoWSStart {
+		return nil, fmt.Errorf("--ws-workers %d: must be at least 1 (or use --no-ws-start)", o.WSWorkers)
+	}
+	if o.Verbose {
+		o.Debug = true
+	}
+	if o.LogFormat != "text" && o.LogFormat != "json" {
+		return nil, fmt.Errorf("--log-format %q: must be text or json", o.LogFormat)
+	}
+	return o, nil
+}

@@ -1,0 +1,307 @@
+// Command bokeh-server is the plot server's API process: it serves the bokeh 0.8 HTTP
+// protocol, stores documents, publishes changes over ZeroMQ and supervises ws-worker children.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/bokeh-go/bokeh-server/api"
+	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/storage"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "forwarder" {
+		os.Exit(runForwarder(os.Args[2:]))
+	}
+	o, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, pflag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bokeh-server:", err)
+		os.Exit(2)
+	}
+	log := newLogger(os.Stderr, o.LogFormat, o.Debug)
+	slog.SetDefault(log)
+	if err := run(o, log); err != nil {
+		log.Error("bokeh-server stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(w io.Writer, format string, debug bool) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if debug {
+		opts.Level = slog.LevelDebug
+	}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// secretKey picks the shared secret: flag, file, environment, or a random one (then sessions
+// do not survive a restart and other processes cannot share them, which the log says).
+func secretKey(o *options, log *slog.Logger) (string, error) {
+	switch {
+	case o.SecretKey != "":
+		return o.SecretKey, nil
+	case o.SecretFile != "":
+		b, err := os.ReadFile(o.SecretFile)
+		if err != nil {
+			return "", fmt.Errorf("--secret-key-file: %w", err)
+		}
+		if k := strings.TrimSpace(string(b)); k != "" {
+			return k, nil
+		}
+		return "", fmt.Errorf("--secret-key-file %s is empty", o.SecretFile)
+	case os.Getenv("BOKEH_SECRET_KEY") != "":
+		return os.Getenv("BOKEH_SECRET_KEY"), nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	if o.MultiUser || o.NoWSStart {
+		log.Warn("no --secret-key given: using a random one; sessions end at restart and other processes cannot verify them")
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// besideBinary resolves a default path relative to the directory holding this program
+// (bin/../build/...), falling back to the working directory.
+func besideBinary(rel string) string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "..", rel)
+		if _, err := os.Stat(p); err == nil {
+			return filepath.Clean(p)
+		}
+	}
+	return rel
+}
+
+func workerBinary(o *options) (string, error) {
+	if o.WorkerBin != "" {
+		return o.WorkerBin, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "ws-worker")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("ws-worker program not found next to bokeh-server: build it (make build), pass --ws-worker-bin, or use --no-ws-start")
+}
+
+func run(o *options, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if o.BlazeConfig != "" || o.DataDirectory != "" || o.Script != "" || o.DebugJS || o.SplitJS || o.RobustReload {
+		log.Warn("ignoring compatibility flags (-D/--blaze-config, --data-directory, --script, -j, -s, --robust-reload): not supported by this server")
+	}
+	secret, err := secretKey(o, log)
+	if err != nil {
+		return err
+	}
+	prefix, err := api.NormalizePrefix(o.URLPrefix)
+	if err != nil {
+		return err
+	}
+
+	var managed *managedRedis
+	cfg := storage.Config{Backend: o.Backend, DataDir: o.DataDir, OverlayTTL: o.OverlayTTL}
+	if o.Backend == storage.BackendRedis {
+		if o.RedisURL != "" {
+			if cfg.Redis, err = storage.RedisConfigFromURL(o.RedisURL); err != nil {
+				return err
+			}
+		} else {
+			cfg.Redis.Addr = net.JoinHostPort(o.RedisHost, strconv.Itoa(o.RedisPort))
+		}
+		if o.StartRedis {
+			if managed, err = startManagedRedis(ctx, o.RedisBin, o.RedisPort, o.DataDir, log); err != nil {
+				return err
+			}
+			defer managed.Stop()
+			cfg.Redis.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(o.RedisPort))
+		}
+	}
+	cfg.Redis.OverlayTTL = o.OverlayTTL
+	store, err := storage.Open(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("open %s storage: %w", o.Backend, err)
+	}
+	defer store.Close()
+
+	mode := broker.Bind
+	if o.ZMQConnect {
+		mode = broker.Connect
+	}
+	pub, err := broker.NewZMQPublisher(o.ZMQAddr, mode)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+
+	var pool *workerPool
+	if !o.NoWSStart {
+		bin, err := workerBinary(o)
+		if err != nil {
+			return err
+		}
+		apiURL := "http://" + net.JoinHostPort(probeHost(o.IP), strconv.Itoa(o.Port)) + prefix + "/"
+		args := func(port int) []string {
+			a := []string{"--ip", o.IP, "--ws-port", strconv.Itoa(port), "--zmqaddr", o.ZMQAddr,
+				"--api-url", apiURL, "--url-prefix", prefix, "--log-format", o.LogFormat}
+			if o.Debug {
+				a = append(a, "--debug")
+			}
+			return a
+		}
+		env := []string{"BOKEH_SECRET_KEY=" + secret, "BOKEH_WORKER_PARENT_PID=" + strconv.Itoa(os.Getpid())}
+		pool = newWorkerPool(bin, o.IP, o.WSPort, o.WSWorkers, args, env, log)
+	}
+
+	acfg := api.Config{
+		URLPrefix:    prefix,
+		MultiUser:    o.MultiUser,
+		SecretKey:    secret,
+		WSConnString: o.WSConn,
+		MaxBodyBytes: o.MaxBody,
+		BokehJSDir:   o.BokehJSDir,
+		StaticDir:    o.StaticDir,
+		FilterLogs:   o.FilterLogs,
+		Logger:       log,
+	}
+	if acfg.BokehJSDir == "" {
+		acfg.BokehJSDir = besideBinary(filepath.Join("build", "bokehjs-0.8.2"))
+	}
+	if acfg.StaticDir == "" {
+		acfg.StaticDir = besideBinary(filepath.Join("build", "static"))
+	}
+	if pool != nil {
+		acfg.Workers = pool
+	}
+	srv, err := api.New(acfg, store, pub)
+	if err != nil {
+		return err
+	}
+
+	addr := net.JoinHostPort(o.IP, strconv.Itoa(o.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another bokeh-server running? use --port)", addr, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	workerCtx, stopWorkers := context.WithCancel(context.Background())
+	defer stopWorkers()
+	if pool != nil {
+		pool.Run(workerCtx)
+	}
+	printBanner(os.Stdout, o, addr, prefix, acfg)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests, stopping workers")
+	shutCtx, cancel := context.WithTimeout(context.Background(), o.ShutdownFor)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if pool != nil {
+		stopWorkers()
+		pool.Stop(o.ShutdownFor)
+	}
+	log.Info("bokeh-server stopped")
+	return nil
+}
+
+func printBanner(w io.Writer, o *options, addr, prefix string, cfg api.Config) {
+	mode := "single-user"
+	if o.MultiUser {
+		mode = "multi-user"
+	}
+	backend := o.Backend
+	switch {
+	case o.Backend == storage.BackendShelve:
+		backend += " (" + filepath.Join(o.DataDir, "bokeh.db") + ")"
+	case o.Backend == storage.BackendRedis && o.RedisURL != "":
+		backend += " (--redis-url)"
+	case o.Backend == storage.BackendRedis:
+		backend += fmt.Sprintf(" (%s:%d, started here: %v)", o.RedisHost, o.RedisPort, o.StartRedis)
+	}
+	workers := fmt.Sprintf("%d on ports %d-%d", o.WSWorkers, o.WSPort, o.WSPort+o.WSWorkers-1)
+	if o.NoWSStart {
+		workers = "none started here (--no-ws-start)"
+	}
+	fmt.Fprintf(w, `Bokeh Server Configuration
+==========================
+bokeh-server (Go), protocol of bokeh 0.8.2 (and 0.7.0)
+listening on      : http://%s%s/
+backend           : %s
+mode              : %s
+websocket workers : %s
+zeromq            : %s (%s)
+bokehjs           : %s
+`, addr, prefix, backend, mode, workers, o.ZMQAddr, map[bool]string{true: "connect", false: "bind"}[o.ZMQConnect], cfg.BokehJSDir)
+}
+
+// runForwarder is the "forwarder" subcommand: an XSUB/XPUB proxy where several API processes
+// publish and several workers subscribe.
+func runForwarder(args []string) int {
+	fs := pflag.NewFlagSet("bokeh-server forwarder", pflag.ContinueOnError)
+	in := fs.String("in", "tcp://127.0.0.1:5556", "address API processes publish to (bokeh-server --zmqaddr A --zmq-connect)")
+	out := fs.String("out", "tcp://127.0.0.1:5555", "address workers subscribe at (ws-worker --zmqaddr B)")
+	format := fs.String("log-format", "text", "log format: text or json")
+	debug := fs.BoolP("debug", "d", false, "debug logging")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "bokeh-server forwarder: relay changes from N API processes to M websocket workers.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "bokeh-server forwarder:", err)
+		return 2
+	}
+	log := newLogger(os.Stderr, *format, *debug)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("forwarder running", "in", *in, "out", *out)
+	if err := broker.RunForwarder(ctx, *in, *out); err != nil {
+		log.Error("forwarder stopped", "err", err)
+		return 1
+	}
+	log.Info("forwarder stopped")
+	return 0
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bokeh-go/bokeh-server/broker/wshub"
+	"github.com/spf13/pflag"
+)
+
+// secretEnv supplies --secret-key so that the secret need not appear in a process list.
+const secretEnv = "BOKEH_SECRET_KEY"
+
+type options struct {
+	ip             string
+	wsPort         int
+	urlPrefix      string
+	zmqAddr        string
+	apiURL         string
+	secretKey      string
+	allowedOrigins []string
+	maxQueueBytes  int
+	pingInterval   time.Duration
+	writeTimeout   time.Duration
+	drainTimeout   time.Duration
+	logFormat      string
+	verbose        bool
+	debug          bool
+}
+
+const usageHead = `Usage: ws-worker [flags]
+
+Websocket worker of bokeh-server: browsers connect here (the address bokeh-server's
+/bokeh/wsurl/ hands out) and subscribe to documents; the worker subscribes to those
+topics on bokeh-server's ZeroMQ publisher (or a forwarder) and relays every change.
+Run as many workers as needed behind a load balancer; they need no stickiness.
+
+Flags:
+`
+
+// parseFlags parses args; pflag.ErrHelp means usage was printed to stdout.
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (options, error) {
+	var o options
+	var origins string
+	fs := pflag.NewFlagSet("ws-worker", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.Usage = func() { fmt.Fprint(stdout, usageHead, fs.FlagUsages()) }
+	fs.StringVar(&o.ip, "ip", "127.0.0.1", "address to listen on for websocket connections (0.0.0.0 for all interfaces)")
+	fs.IntVar(&o.wsPort, "ws-port", 5007, "port to listen on; bokeh-server's --ws-port must match unless --ws-conn-string points elsewhere")
+	fs.StringVar(&o.urlPrefix, "url-prefix", "", "URL prefix, as given to bokeh-server: websockets are served at <prefix>/bokeh/sub and <prefix>/bokeh/sub/")
+	fs.StringVar(&o.zmqAddr, "zmqaddr", "tcp://127.0.0.1:5555", "ZeroMQ address to subscribe to: bokeh-server's --zmqaddr, or a forwarder's output address")
+	fs.StringVar(&o.apiURL, "api-url", "http://127.0.0.1:5006/", "root URL (with url prefix) of a bokeh-server API process, asked for document keys when browsers subscribe")
+	fs.StringVar(&o.secretKey, "secret-key", "", "bokeh-server's secret key, which authenticates document-key lookups (required; default $"+secretEnv+")")
+	fs.StringVar(&origins, "allowed-origins", "", "comma-separated Origin values allowed to connect, e.g. https://plots.example.org (empty: any origin)")
+	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", wshub.DefaultMaxQueueBytes, "per-connection send queue limit in bytes; a browser this far behind is disconnected")
+	fs.DurationVar(&o.pingInterval, "ping-interval", wshub.DefaultPingInterval, "interval between websocket pings, which keep idle connections and proxies alive")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", wshub.DefaultWriteTimeout, "time allowed for one websocket write before the connection is dropped as too slow")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", wshub.DefaultDrainTimeout, "on shutdown, spread closing connections over this window so browsers do not all come back at once (0: close all at once)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log every connection and subscription (debug level)")
+	fs.BoolVarP(&o.debug, "debug", "d", false, "debug level with source file and line in every log record")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.secretKey == "" {
+		o.secretKey = getenv(secretEnv)
+	}
+	for _, origin := range strings.Split(origins, ",") {
+		if origin = strings.TrimSpace(origin); origin != "" {
+			o.allowedOrigins = append(o.allowedOrigins, origin)
+		}
+	}
+	o.urlPrefix = normalisePrefix(o.urlPrefix)
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	if o.secretKey == "" {
+		return errors.New("--secret-key (or $" + secretEnv + ") is required: document-key lookups on the API are authenticated with it; use the same key as bokeh-server")
+	}
+	if o.wsPort < 0 || o.wsPort > 65535 {
+		return fmt.Errorf("--ws-port %d: not a port number", o.wsPort)
+	}
+	if !strings.Contains(o.zmqAddr, "://") {
+		return fmt.Errorf("--zmqaddr %q: want a ZeroMQ endpoint such as tcp://127.0.0.1:5555", o.zmqAddr)
+	}
+	u, err := url.Parse(o.apiURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--api-url %q: want an http(s) URL such as http://127.0.0.1:5006/", o.apiURL)
+	}
+	if !strings.HasSuffix(o.apiURL, "/") {
+		o.apiURL += "/"
+	}
+	if o.maxQueueBytes <= 0 || o.pingInterval <= 0 || o.writeTimeout <= 0 || o.drainTimeout < 0 {
+		return errors.New("--max-queue-bytes, --ping-interval and --write-timeout must be positive, --drain-timeout not negative")
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+	}
+	return nil
+}
+
+// normalisePrefix gives a prefix a leading "/" and no trailing "/", and "" for none, as
+// bokeh-server does with its --url-prefix.
+func normalisePrefix(p string) string {
+	p = strings.Trim(strings.TrimSpace(p), "/")
+	if p == "" {
+		return ""
+	}
+	return "/" + p
+}
