@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -30,8 +31,14 @@ func (s *Server) register(c echo.Context) error {
 	if !s.cfg.MultiUser {
 		return errSingleUser
 	}
+	if err := sameOrigin(c.Request()); err != nil {
+		return err
+	}
 	name, password := c.FormValue("username"), c.FormValue("password")
 	if !apiMode(c) {
+		if err := s.checkCSRF(c); err != nil {
+			return err
+		}
 		confirm, ok := c.Request().PostForm["password_confirm"]
 		if !ok {
 			return badRequest("missing password_confirm")
@@ -92,7 +99,19 @@ func (s *Server) login(c echo.Context) error {
 	if !s.cfg.MultiUser {
 		return errSingleUser
 	}
+	if err := sameOrigin(c.Request()); err != nil {
+		return err
+	}
+	if !apiMode(c) {
+		if err := s.checkCSRF(c); err != nil {
+			return err
+		}
+	}
 	name, password := c.FormValue("username"), c.FormValue("password")
+	if !s.logins.allow(c.RealIP()+"\x00"+name, time.Now()) {
+		s.log.Warn("login attempts throttled", "user", name, "remote", c.RealIP())
+		return errTooManyLogins
+	}
 	user, ok, err := s.checkLogin(c, name, password)
 	if err != nil {
 		return err
@@ -147,6 +166,9 @@ func (s *Server) loginFromAPIKey(c echo.Context) error {
 		return errSingleUser
 	}
 	name, key := c.QueryParam("username"), c.QueryParam("userapikey")
+	if !s.logins.allow(c.RealIP()+"\x00"+name, time.Now()) {
+		return errTooManyLogins
+	}
 	user, err := s.loadUser(c.Request().Context(), name)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
@@ -163,6 +185,9 @@ func (s *Server) loginFromAPIKey(c echo.Context) error {
 func (s *Server) logout(c echo.Context) error {
 	if !s.cfg.MultiUser {
 		return errSingleUser
+	}
+	if err := sameOrigin(c.Request()); err != nil {
+		return err
 	}
 	clearCookie(c.Response(), sessionCookie)
 	return s.redirect(c, "/bokeh/")

@@ -160,14 +160,14 @@ func (s *Server) loginPage(c echo.Context) error {
 	if !s.cfg.MultiUser {
 		return errSingleUser
 	}
-	return s.render(c, http.StatusOK, "login", pageData{NavTitle: "Bokeh Plot Server"})
+	return s.render(c, http.StatusOK, "login", pageData{NavTitle: "Bokeh Plot Server", CSRF: s.csrfToken(c)})
 }
 
 func (s *Server) registerPage(c echo.Context) error {
 	if !s.cfg.MultiUser {
 		return errSingleUser
 	}
-	return s.render(c, http.StatusOK, "register", pageData{NavTitle: "Bokeh Plot Server"})
+	return s.render(c, http.StatusOK, "register", pageData{NavTitle: "Bokeh Plot Server", CSRF: s.csrfToken(c)})
 }
 
 // elementIDPattern limits autoload element ids to what autoload_server generates (uuid4)

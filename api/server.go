@@ -70,14 +70,15 @@ func (s *StaticWorkers) NextWorkerPort() (int, bool) {
 
 // Server holds what the handlers share.
 type Server struct {
-	cfg   Config
-	store storage.Store
-	pub   broker.Publisher
-	log   *slog.Logger
-	locks *keyedLocks
-	token string
-	echo  *echo.Echo
-	pages *pages
+	cfg    Config
+	store  storage.Store
+	pub    broker.Publisher
+	log    *slog.Logger
+	locks  *keyedLocks
+	token  string
+	echo   *echo.Echo
+	pages  *pages
+	logins *loginLimiter
 }
 
 // New builds the API over store, publishing through pub.
@@ -97,12 +98,13 @@ func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error)
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		cfg:   cfg,
-		store: store,
-		pub:   pub,
-		log:   cfg.Logger,
-		locks: newKeyedLocks(),
-		token: broker.InternalToken(cfg.SecretKey),
+		cfg:    cfg,
+		store:  store,
+		pub:    pub,
+		log:    cfg.Logger,
+		locks:  newKeyedLocks(),
+		token:  broker.InternalToken(cfg.SecretKey),
+		logins: newLoginLimiter(),
 	}
 	s.pages, err = newPages(prefix, cfg.BokehJSDir)
 	if err != nil {

@@ -33,7 +33,7 @@ type instance struct {
 type factory func(t *testing.T, ttl time.Duration) instance
 
 func TestMemoryContract(t *testing.T) {
-	runContract(t, func(t *testing.T, ttl time.Duration) instance {
+	runContract(t, false, func(t *testing.T, ttl time.Duration) instance {
 		s := storage.NewMemory(ttl)
 		t.Cleanup(func() { _ = s.Close() })
 		clk := newFakeClock()
@@ -43,7 +43,7 @@ func TestMemoryContract(t *testing.T) {
 }
 
 func TestShelveContract(t *testing.T) {
-	runContract(t, func(t *testing.T, ttl time.Duration) instance {
+	runContract(t, true, func(t *testing.T, ttl time.Duration) instance {
 		path := filepath.Join(t.TempDir(), "bokeh.db")
 		clk := newFakeClock()
 		cur := openShelve(t, path, ttl)
@@ -70,7 +70,7 @@ func openShelve(t *testing.T, path string, ttl time.Duration) *storage.Shelve {
 }
 
 func TestMiniredisContract(t *testing.T) {
-	runContract(t, func(t *testing.T, ttl time.Duration) instance {
+	runContract(t, false, func(t *testing.T, ttl time.Duration) instance {
 		mr := miniredis.RunT(t)
 		s := newRedis(t, mr.Addr(), ttl)
 		clk := newFakeClock()
@@ -83,7 +83,7 @@ func TestMiniredisContract(t *testing.T) {
 
 func TestRedisContract(t *testing.T) {
 	srv := redistest.Start(t)
-	runContract(t, func(t *testing.T, ttl time.Duration) instance {
+	runContract(t, true, func(t *testing.T, ttl time.Duration) instance {
 		if err := rawClient(t, srv.Addr, 0).FlushAll(t.Context()).Err(); err != nil {
 			t.Fatal(err)
 		}

@@ -11,8 +11,9 @@ import (
 	"github.com/bokeh-go/bokeh-server/storage"
 )
 
-// runContract is the behaviour every backend must share (backends_test.go runs it).
-func runContract(t *testing.T, open factory) {
+// runContract is the behaviour every backend must share (backends_test.go runs it);
+// persistent backends (shelve, redis) must also keep everything across a reopen.
+func runContract(t *testing.T, persistent bool, open factory) {
 	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, open) })
 	t.Run("Overwrite", func(t *testing.T) { testOverwrite(t, open) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, open) })
@@ -23,7 +24,9 @@ func runContract(t *testing.T, open factory) {
 	t.Run("Records", func(t *testing.T) { testRecords(t, open) })
 	t.Run("CreateUser", func(t *testing.T) { testCreateUser(t, open) })
 	t.Run("CreateUserConcurrent", func(t *testing.T) { testCreateUserConcurrent(t, open) })
-	t.Run("Persistence", func(t *testing.T) { testPersistence(t, open) })
+	if persistent {
+		t.Run("Persistence", func(t *testing.T) { testPersistence(t, open) })
+	}
 }
 
 const long = time.Hour // an overlay TTL no test outlives
@@ -360,7 +363,7 @@ func testCreateUserConcurrent(t *testing.T, open factory) {
 func testPersistence(t *testing.T, open factory) {
 	in := open(t, long)
 	if in.reopen == nil {
-		t.Skip("backend keeps nothing across reopen by design")
+		t.Fatal("a persistent backend's factory must set reopen")
 	}
 	ctx := t.Context()
 	p := model("Plot", "p1", oddAttrs)

@@ -138,3 +138,20 @@ func TestAppendObject(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+// Pathological inputs must stay linear: the fuzzer found a quadratic string skipper once.
+func TestLinearTime(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"a": "`)
+	for i := 0; i < 20000; i++ {
+		b.WriteString(`\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\"`)
+	}
+	b.WriteString(`"}`)
+	data := []byte(b.String())
+	if _, _, ok := FieldsTrusted(data); !ok {
+		t.Fatal("FieldsTrusted refused a valid object")
+	}
+	if _, err := Check(data); err != nil {
+		t.Fatal(err)
+	}
+}

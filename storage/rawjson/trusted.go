@@ -27,22 +27,18 @@ var classOf = func() (t [256]byte) {
 // skipString returns the index after the string literal starting at d[i] == '"'.
 func skipString(d []byte, i int) (int, bool) {
 	i++
-	for {
-		j := bytes.IndexByte(d[i:], '"')
+	for i < len(d) {
+		j := bytes.IndexAny(d[i:], "\"\\")
 		if j < 0 {
 			return 0, false
 		}
 		i += j
-		// The quote is escaped when preceded by an odd number of backslashes.
-		n := 0
-		for k := i - 1; k >= 0 && d[k] == '\\'; k-- {
-			n++
+		if d[i] == '"' {
+			return i + 1, true
 		}
-		i++
-		if n%2 == 0 {
-			return i, true
-		}
+		i += 2 // a backslash and the character it escapes
 	}
+	return 0, false
 }
 
 // skipTrusted returns the end of the value starting at d[i], for text known to be valid
