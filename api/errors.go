@@ -49,10 +49,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 		code, msg = http.StatusBadRequest, err.Error()
 	case errors.Is(err, storage.ErrUnavailable):
 		code, msg = http.StatusServiceUnavailable, "storage unavailable, nothing was changed; retry later"
+		s.metrics.storageError(err)
 		s.log.Warn("storage unavailable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	case errors.Is(err, context.Canceled):
 		code, msg = 499, "client closed the request"
 	default:
+		s.metrics.storageError(err)
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
 	if c.Request().Method == http.MethodHead {

@@ -213,3 +213,27 @@ func TestLegacyRecords(t *testing.T) {
 		t.Errorf("readonlyapikey not added to an old doc record: %+v", d2)
 	}
 }
+
+func TestMetricsMoveWithTraffic(t *testing.T) {
+	a := newTestAPI(t, api.Config{})
+	c, p := newDocWithPlot(t, a)
+	for i := 0; i < 3; i++ {
+		c.Push(t, apitest.SourceUpdate(c.DocID, p.Source, 10, float64(i)))
+	}
+	c.Push(t, []byte("not json"))
+	body := string(apitest.Get(t, a.http.URL+"/metrics", nil).Body)
+	for _, want := range []string{
+		`bokeh_http_requests_total{code="200",method="POST",route="/bokeh/bb/:docid/bulkupsert"} 4`,
+		`bokeh_http_requests_total{code="400",method="POST",route="/bokeh/bb/:docid/bulkupsert"} 1`,
+		`bokeh_http_request_duration_seconds_count{method="POST",route="/bokeh/bb/:docid/bulkupsert"} 5`,
+		"bokeh_published_messages_total 5", // make_doc's docchange and four modelpushes
+		"bokeh_storage_up 1",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", body)
+	}
+}

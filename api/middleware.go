@@ -11,8 +11,8 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// accessLog logs one line per request. With FilterLogs, successful static-file requests are
-// left out (they drown everything else when pages load BokehJS).
+// accessLog logs one line per request and records its metrics. With FilterLogs, successful
+// static-file and probe requests are left out (they drown everything else).
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -21,8 +21,10 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		status := c.Response().Status
+		took := time.Since(start)
+		s.metrics.observe(c, status, took)
 		path := c.Request().URL.Path
-		if s.cfg.FilterLogs && status < 400 && s.isStaticPath(path) {
+		if s.cfg.FilterLogs && status < 400 && s.isQuietPath(path) {
 			return nil
 		}
 		level := slog.LevelInfo
@@ -32,12 +34,16 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		s.log.LogAttrs(c.Request().Context(), level, "http",
 			slog.String("method", c.Request().Method), slog.String("path", path),
 			slog.Int("status", status), slog.Int64("bytes", c.Response().Size),
-			slog.Duration("duration", time.Since(start)), slog.String("remote", c.RealIP()))
+			slog.Duration("duration", took), slog.String("remote", c.RealIP()))
 		return nil
 	}
 }
 
-func (s *Server) isStaticPath(path string) bool {
+func (s *Server) isQuietPath(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/metrics":
+		return true
+	}
 	path = strings.TrimPrefix(path, s.cfg.URLPrefix)
 	return strings.HasPrefix(path, "/bokehjs/") || strings.HasPrefix(path, "/static/") ||
 		strings.HasPrefix(path, "/bokeh/static/") || path == "/bokeh/favicon.ico"

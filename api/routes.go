@@ -83,6 +83,7 @@ func (s *Server) routes() *echo.Echo {
 	// Health and metrics, unprefixed so probes need no knowledge of P.
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metricsHandler())
 
 	if p != "" {
 		// Clients hard-code these absolute paths (§8 item 15): serve them unprefixed too.

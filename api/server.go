@@ -79,6 +79,8 @@ type Server struct {
 	echo   *echo.Echo
 	pages  *pages
 	logins *loginLimiter
+
+	metrics *metrics
 }
 
 // New builds the API over store, publishing through pub.
@@ -106,6 +108,7 @@ func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error)
 		token:  broker.InternalToken(cfg.SecretKey),
 		logins: newLoginLimiter(),
 	}
+	s.metrics = newMetrics(s)
 	s.pages, err = newPages(prefix, cfg.BokehJSDir)
 	if err != nil {
 		return nil, err
