@@ -28,6 +28,7 @@ type options struct {
 	StartRedis  bool
 	RedisBin    string
 	OverlayTTL  time.Duration
+	StorageWait time.Duration
 	WSConn      string
 	WSPort      int
 	WSWorkers   int
@@ -112,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.StartRedis, "start-redis", true, "start a redis-server child for the redis backend")
 	fs.BoolVar(&o.NoStartRedis, "no-start-redis", false, "use an already running redis at --redis-host:--redis-port")
 	fs.StringVar(&o.RedisBin, "redis-server", "redis-server", "redis-server program started by --start-redis")
+	fs.DurationVar(&o.StorageWait, "storage-wait", 30*time.Second, "at start, how long to keep retrying a redis that is not reachable yet")
 	fs.DurationVar(&o.OverlayTTL, "overlay-ttl", storage.DefaultOverlayTTL, "how long a public viewer's scratch copy is kept after its last change")
 	fs.StringVar(&o.WSConn, "ws-conn-string", "", "websocket URL handed to browsers verbatim, e.g. wss://plots.example.org/bokeh/sub/ behind a balancer")
 	fs.IntVar(&o.WSPort, "ws-port", 5007, "port of the first websocket worker; further workers use the next ports")

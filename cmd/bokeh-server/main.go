@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
 	"github.com/bokeh-go/bokeh-server/api"
@@ -41,6 +42,7 @@ func main() {
 	}
 	log := newLogger(os.Stderr, o.LogFormat, o.Debug)
 	slog.SetDefault(log)
+	redis.SetLogger(redisClientLog{log})
 	if err := run(o, log); err != nil {
 		log.Error("bokeh-server stopped", "err", err)
 		os.Exit(1)
@@ -146,7 +148,7 @@ func run(o *options, log *slog.Logger) error {
 		}
 	}
 	cfg.Redis.OverlayTTL = o.OverlayTTL
-	store, err := storage.Open(ctx, cfg)
+	store, err := openStorage(ctx, cfg, o.StorageWait, log)
 	if err != nil {
 		return fmt.Errorf("open %s storage: %w", o.Backend, err)
 	}
@@ -243,6 +245,26 @@ func run(o *options, log *slog.Logger) error {
 	}
 	log.Info("bokeh-server stopped")
 	return nil
+}
+
+// openStorage opens the backend, waiting up to wait (with backoff) for a redis that is not
+// reachable yet, as when an orchestrator starts redis and the API together.
+func openStorage(ctx context.Context, cfg storage.Config, wait time.Duration, log *slog.Logger) (storage.Store, error) {
+	deadline := time.Now().Add(wait)
+	backoff := 100 * time.Millisecond
+	for {
+		store, err := storage.Open(ctx, cfg)
+		if err == nil || !errors.Is(err, storage.ErrUnavailable) || time.Now().After(deadline) {
+			return store, err
+		}
+		log.Warn("storage not reachable yet; retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
 }
 
 func printBanner(w io.Writer, o *options, addr, prefix string, cfg api.Config) {

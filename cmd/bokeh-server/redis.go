@@ -118,3 +118,11 @@ func (m *managedRedis) Stop() {
 	}
 	m.log.Info("managed redis stopped")
 }
+
+// redisClientLog sends go-redis's own messages (one per failed dial while redis is down) to
+// debug level; the API already logs each refused request once as a warning.
+type redisClientLog struct{ log *slog.Logger }
+
+func (r redisClientLog) Printf(_ context.Context, format string, v ...any) {
+	r.log.Debug("redis client: " + fmt.Sprintf(format, v...))
+}
