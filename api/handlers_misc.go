@@ -15,8 +15,13 @@ import (
 
 // wsURL is #21: where BokehJS opens its websocket (§1.5). Plain text, never JSON.
 func (s *Server) wsURL(c echo.Context) error {
-	if s.cfg.WSConnString != "" {
-		return c.String(http.StatusOK, s.cfg.WSConnString)
+	if conn := s.cfg.WSConnString; conn != "" {
+		if strings.HasPrefix(conn, "/") {
+			// A path: the websocket is behind the same host as the page (a balancer
+			// routing /bokeh/sub to the workers).
+			conn = wsScheme(c.Request()) + "://" + c.Request().Host + conn
+		}
+		return c.String(http.StatusOK, conn)
 	}
 	if s.cfg.Workers == nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "no websocket worker is configured (start workers or pass --ws-conn-string)")
@@ -25,12 +30,16 @@ func (s *Server) wsURL(c echo.Context) error {
 	if !ok {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "no websocket worker is up right now; retry shortly")
 	}
-	scheme := "ws"
-	if secureRequest(c.Request()) {
-		scheme = "wss"
-	}
 	host := hostOnly(c.Request().Host)
-	return c.String(http.StatusOK, scheme+"://"+net.JoinHostPort(host, strconv.Itoa(port))+s.cfg.URLPrefix+"/bokeh/sub/")
+	return c.String(http.StatusOK, wsScheme(c.Request())+"://"+net.JoinHostPort(host, strconv.Itoa(port))+s.cfg.URLPrefix+"/bokeh/sub/")
+}
+
+// wsScheme is wss when the page came over TLS (an https page cannot open ws://).
+func wsScheme(r *http.Request) string {
+	if secureRequest(r) {
+		return "wss"
+	}
+	return "ws"
 }
 
 // hostOnly strips the port from a Host header, keeping IPv6 addresses bare for JoinHostPort.

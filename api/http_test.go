@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -92,6 +93,21 @@ func TestWSURL(t *testing.T) {
 	fixed := newTestAPI(t, api.Config{WSConnString: "wss://lb.example.org/bokeh/sub/"})
 	if r := apitest.Get(t, fixed.root+"bokeh/wsurl/", nil); string(r.Body) != "wss://lb.example.org/bokeh/sub/" {
 		t.Errorf("ws-conn-string not verbatim: %q", r.Body)
+	}
+	relative := newTestAPI(t, api.Config{WSConnString: "/bokeh/sub/"})
+	if u, _ := get("plots.example.org:8080", map[string]string{"X-Forwarded-Proto": "https"}); u == "" {
+		t.Fatal("no answer")
+	}
+	req, _ := http.NewRequest("GET", relative.root+"bokeh/wsurl/", nil)
+	req.Host = "plots.example.org:8080"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "ws://plots.example.org:8080/bokeh/sub/" {
+		t.Errorf("relative ws-conn-string: %q", b)
 	}
 	none := newTestAPI(t, api.Config{Workers: &api.StaticWorkers{}})
 	if r := apitest.Get(t, none.root+"bokeh/wsurl/", nil); r.Status != http.StatusServiceUnavailable {

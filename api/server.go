@@ -30,7 +30,8 @@ type Config struct {
 	// SecretKey signs session cookies and derives the worker token. Several API processes
 	// sharing it accept each other's sessions.
 	SecretKey string
-	// WSConnString, if set, is returned verbatim by wsurl.
+	// WSConnString, if set, is returned verbatim by wsurl; a value starting with "/" is a
+	// path on the page's own host (a balancer in front of API and workers).
 	WSConnString string
 	// Workers names live websocket workers for wsurl when WSConnString is empty.
 	Workers WorkerPicker

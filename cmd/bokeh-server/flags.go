@@ -47,6 +47,7 @@ type options struct {
 	Verbose     bool
 	Dev         bool
 	ShutdownFor time.Duration
+	CheckConfig bool
 
 	// Accepted for compatibility with the original's command line; they change nothing.
 	BlazeConfig   string
@@ -69,6 +70,8 @@ Usage:
   bokeh-server forwarder --in A --out B     run a ZeroMQ forwarder between several API
                                             processes (--zmqaddr A --zmq-connect) and
                                             workers (ws-worker --zmqaddr B)
+  bokeh-server probe URL                    exit 0 when URL answers 200 (container
+                                            health checks, e.g. http://127.0.0.1:5006/readyz)
 
 Flags:
 `
@@ -115,7 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.RedisBin, "redis-server", "redis-server", "redis-server program started by --start-redis")
 	fs.DurationVar(&o.StorageWait, "storage-wait", 30*time.Second, "at start, how long to keep retrying a redis that is not reachable yet")
 	fs.DurationVar(&o.OverlayTTL, "overlay-ttl", storage.DefaultOverlayTTL, "how long a public viewer's scratch copy is kept after its last change")
-	fs.StringVar(&o.WSConn, "ws-conn-string", "", "websocket URL handed to browsers verbatim, e.g. wss://plots.example.org/bokeh/sub/ behind a balancer")
+	fs.StringVar(&o.WSConn, "ws-conn-string", "", "websocket URL handed to browsers verbatim, e.g. wss://plots.example.org/bokeh/sub/; a path such as /bokeh/sub/ means the page's own host (a balancer routing it to workers)")
 	fs.IntVar(&o.WSPort, "ws-port", 5007, "port of the first websocket worker; further workers use the next ports")
 	fs.IntVar(&o.WSWorkers, "ws-workers", 1, "number of websocket worker processes to start")
 	fs.BoolVar(&o.NoWSStart, "no-ws-start", false, "start no websocket worker (run ws-worker processes yourself)")
@@ -132,6 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&o.Debug, "debug", "d", false, "debug logging")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "verbose logging (same as --debug)")
 	fs.BoolVar(&o.Dev, "dev", false, "development defaults: memory backend unless --backend is given")
+	fs.BoolVar(&o.CheckConfig, "check-config", false, "check the flags and environment, print the effective settings and exit")
 	fs.DurationVar(&o.ShutdownFor, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests and workers to finish")
 	fs.StringVarP(&o.BlazeConfig, "blaze-config", "D", "", "accepted for compatibility; blaze is not supported")
 	fs.StringVar(&o.DataDirectory, "data-directory", "", "accepted for compatibility (0.7 remote data); ignored")

@@ -29,8 +29,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "forwarder" {
-		os.Exit(runForwarder(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "forwarder":
+			os.Exit(runForwarder(os.Args[2:]))
+		case "probe":
+			os.Exit(runProbe(os.Args[2:]))
+		}
 	}
 	o, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, pflag.ErrHelp) {
@@ -39,6 +44,16 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bokeh-server:", err)
 		os.Exit(2)
+	}
+	if o.CheckConfig {
+		prefix, err := api.NormalizePrefix(o.URLPrefix)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bokeh-server:", err)
+			os.Exit(2)
+		}
+		fmt.Println("bokeh-server: configuration OK")
+		printBanner(os.Stdout, o, net.JoinHostPort(o.IP, strconv.Itoa(o.Port)), prefix, api.Config{BokehJSDir: o.BokehJSDir})
+		os.Exit(0)
 	}
 	log := newLogger(os.Stderr, o.LogFormat, o.Debug)
 	slog.SetDefault(log)
@@ -305,6 +320,7 @@ func runForwarder(args []string) int {
 	out := fs.String("out", "tcp://127.0.0.1:5555", "address workers subscribe at (ws-worker --zmqaddr B)")
 	format := fs.String("log-format", "text", "log format: text or json")
 	debug := fs.BoolP("debug", "d", false, "debug logging")
+	check := fs.Bool("check-config", false, "check the flags, print the addresses and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "bokeh-server forwarder: relay changes from N API processes to M websocket workers.\n\nFlags:")
 		fs.PrintDefaults()
@@ -316,6 +332,10 @@ func runForwarder(args []string) int {
 		fmt.Fprintln(os.Stderr, "bokeh-server forwarder:", err)
 		return 2
 	}
+	if *check {
+		fmt.Printf("bokeh-server forwarder: configuration OK: in %s, out %s\n", *in, *out)
+		return 0
+	}
 	log := newLogger(os.Stderr, *format, *debug)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -325,5 +345,25 @@ func runForwarder(args []string) int {
 		return 1
 	}
 	log.Info("forwarder stopped")
+	return 0
+}
+
+// runProbe is the "probe" subcommand: a health check for images without curl.
+func runProbe(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: bokeh-server probe URL")
+		return 2
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "probe:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "probe:", resp.Status)
+		return 1
+	}
 	return 0
 }

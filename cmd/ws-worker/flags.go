@@ -30,6 +30,7 @@ type options struct {
 	logFormat      string
 	verbose        bool
 	debug          bool
+	checkConfig    bool
 }
 
 const usageHead = `Usage: ws-worker [flags]
@@ -63,6 +64,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log every connection and subscription (debug level)")
 	fs.BoolVarP(&o.debug, "debug", "d", false, "debug level with source file and line in every log record")
+	fs.BoolVar(&o.checkConfig, "check-config", false, "check the flags and environment, print the effective settings and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

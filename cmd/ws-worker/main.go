@@ -47,6 +47,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "ws-worker: %v\nRun 'ws-worker --help' for usage.\n", err)
 		return 2
 	}
+	if o.checkConfig {
+		fmt.Fprintf(stdout, "ws-worker: configuration OK: listen %s:%d%s/bokeh/sub, zmq %s, api %s\n",
+			o.ip, o.wsPort, o.urlPrefix, o.zmqAddr, o.apiURL)
+		return 0
+	}
 	log := newLogger(o, stderr)
 	if err := serve(ctx, o, getenv, log); err != nil {
 		log.Error("ws-worker failed", "err", err)

@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/bokeh-go/bokeh-server/api/apitest"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/cluster"
+)
+
+const composeSecret = "compose-test-secret"
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+// loadCompose loads docker-compose.yml the way `docker compose` would.
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	root := repoRoot()
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root), cli.WithEnv([]string{"BOKEH_SECRET_KEY=" + composeSecret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
+	return p
+}
+
+// argv is a service's full command line: entrypoint then command.
+func argv(s types.ServiceConfig) []string {
+	return append(append([]string{}, s.Entrypoint...), s.Command...)
+}
+
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+func workerServices(p *types.Project) []string {
+	var out []string
+	for name := range p.Services {
+		if strings.HasPrefix(name, "ws-worker") {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestComposeFile checks the compose topology and that every bokeh service's command is
+// accepted by the real programs' flag parsers (--check-config).
+func TestComposeFile(t *testing.T) {
+	p := loadCompose(t)
+	for _, name := range []string{"redis", "forwarder", "api", "nginx"} {
+		if _, ok := p.Services[name]; !ok {
+			t.Fatalf("service %s missing", name)
+		}
+	}
+	workers := workerServices(p)
+	if len(workers) < 2 {
+		t.Fatalf("want at least two ws-worker services, have %v", workers)
+	}
+	nginx := p.Services["nginx"]
+	if len(nginx.Ports) != 1 || nginx.Ports[0].Published != "8080" || nginx.Ports[0].Target != 80 {
+		t.Errorf("nginx ports: %+v", nginx.Ports)
+	}
+	conf, err := os.ReadFile(filepath.Join(repoRoot(), "scripts", "nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range workers {
+		if !strings.Contains(string(conf), "server "+w+":5007;") {
+			t.Errorf("scripts/nginx.conf does not balance over %s", w)
+		}
+	}
+	fwd, apiArgs := argv(p.Services["forwarder"]), argv(p.Services["api"])
+	if in := flagValue(fwd, "--in"); !strings.HasSuffix(flagValue(apiArgs, "--zmqaddr"), ":"+in[strings.LastIndex(in, ":")+1:]) {
+		t.Errorf("api publishes to %s, the forwarder listens on %s", flagValue(apiArgs, "--zmqaddr"), in)
+	}
+	if !slices.Contains(apiArgs, "--zmq-connect") || !slices.Contains(apiArgs, "--no-ws-start") || !slices.Contains(apiArgs, "--no-start-redis") {
+		t.Errorf("api must connect to the forwarder and start neither workers nor redis: %v", apiArgs)
+	}
+	b := cluster.Build(t)
+	for name, svc := range p.Services {
+		args := argv(svc)
+		var bin string
+		switch {
+		case len(args) > 0 && args[0] == "bokeh-server":
+			bin = b.Server
+		case len(args) > 0 && args[0] == "ws-worker":
+			bin = b.Worker
+		default:
+			continue
+		}
+		if svc.Environment["BOKEH_SECRET_KEY"] == nil || *svc.Environment["BOKEH_SECRET_KEY"] != composeSecret {
+			t.Errorf("%s does not get the shared BOKEH_SECRET_KEY", name)
+		}
+		cmd := exec.Command(bin, append(args[1:], "--check-config")...)
+		cmd.Env = append(os.Environ(), "BOKEH_SECRET_KEY="+composeSecret)
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "configuration OK") {
+			t.Errorf("%s: %v %v\n%s", name, args, err, out)
+		}
+	}
+}
+
+// localTopology rewrites compose commands to run on this machine: service host names become
+// 127.0.0.1 and every service port gets a free local port.
+type localTopology struct {
+	t     *testing.T
+	ports map[string]int // "service:port" -> local port
+}
+
+var addrPattern = regexp.MustCompile(`^(tcp|http|https)://([A-Za-z0-9_.-]+):(\d+)(.*)$`)
+
+func (l *localTopology) port(service, port string) string {
+	key := service + ":" + port
+	if _, ok := l.ports[key]; !ok {
+		l.ports[key] = cluster.FreePort(l.t)
+	}
+	return strconv.Itoa(l.ports[key])
+}
+
+func (l *localTopology) rewrite(p *types.Project, self string, args []string) []string {
+	out := append([]string{}, args...)
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		if m := addrPattern.FindStringSubmatch(a); m != nil {
+			owner := m[2]
+			if owner == "0.0.0.0" || owner == "*" {
+				owner = self
+			}
+			if _, ok := p.Services[owner]; ok {
+				out[i] = m[1] + "://127.0.0.1:" + l.port(owner, m[3]) + m[4]
+			}
+			continue
+		}
+		if i+1 >= len(out) {
+			continue
+		}
+		switch a {
+		case "--ip":
+			out[i+1] = "127.0.0.1"
+		case "--redis-host":
+			out[i+1] = "127.0.0.1"
+		case "--port", "--ws-port":
+			out[i+1] = l.port(self, out[i+1])
+		case "--redis-port":
+			owner := self
+			if self != "redis" {
+				owner = "redis"
+			}
+			out[i+1] = l.port(owner, out[i+1])
+		}
+	}
+	return out
+}
+
+// TestComposeTopologyLocally starts the compose services as local processes from the very
+// same commands (nginx aside: clients connect to the workers directly) and pushes an update
+// through API → forwarder → both workers.
+func TestComposeTopologyLocally(t *testing.T) {
+	p := loadCompose(t)
+	b := cluster.Build(t)
+	l := &localTopology{t: t, ports: map[string]int{}}
+	env := []string{"BOKEH_SECRET_KEY=" + composeSecret}
+	start := func(name string) *cluster.Proc {
+		args := l.rewrite(p, name, argv(p.Services[name]))
+		bin := map[string]string{"bokeh-server": b.Server, "ws-worker": b.Worker, "redis-server": "redis-server"}[args[0]]
+		if args[0] == "redis-server" {
+			args = append(args, "--dir", t.TempDir(), "--bind", "127.0.0.1")
+		}
+		return cluster.StartProc(t, name, bin, args[1:], env)
+	}
+	start("redis")
+	start("forwarder")
+	apiProc := start("api")
+	apiRoot := "http://127.0.0.1:" + l.port("api", "5006") + "/"
+	cluster.WaitHTTP(t, apiProc, apiRoot+"bokeh/ping")
+	var workerURLs []string
+	for _, w := range workerServices(p) {
+		proc := start(w)
+		u := "127.0.0.1:" + l.port(w, "5007")
+		cluster.WaitHTTP(t, proc, "http://"+u+"/healthz")
+		workerURLs = append(workerURLs, "ws://"+u+"/bokeh/sub/")
+	}
+
+	c := apitest.NewPyClient(apiRoot)
+	if out := c.Register(t, "composer", "pw"); out["status"] != true {
+		t.Fatalf("register: %v", out)
+	}
+	c.UseDoc(t, "compose")
+	ctx, _ := c.LoadDocument(t)
+	plot := apitest.NewPlot(c.DocID, ctx.ID, 10)
+	c.Push(t, apitest.MarshalModels(t, plot.Models))
+	var info struct {
+		APIKey string `json:"apikey"`
+	}
+	c.Do(t, "GET", "bokeh/bokehinfo/"+c.DocID+"/", nil, true).JSON(t, &info)
+
+	var clients []*cluster.WSClient
+	for _, u := range workerURLs {
+		ws := cluster.Dial(t, u, true)
+		ws.MustSubscribe(t, "bokehplot:"+c.DocID, info.APIKey)
+		clients = append(clients, ws)
+	}
+	if r := c.Push(t, apitest.SourceUpdate(c.DocID, plot.Source, 10, 3)); r.Status != 200 {
+		t.Fatalf("update: %d", r.Status)
+	}
+	for i, ws := range clients {
+		frame, ok := ws.Next(t, 10*time.Second)
+		if !ok || !strings.HasPrefix(frame, "bokehplot:"+c.DocID+":") || !strings.Contains(frame, plot.Source.ID) {
+			t.Errorf("client of worker %d got %q, %v", i, frame, ok)
+		}
+	}
+}
