@@ -104,6 +104,17 @@ func (s *Server) indexPage(c echo.Context) error {
 	})
 }
 
+// rootIndex is #23 at P/. BokehJS takes its URL prefix from the page URL (everything before
+// the last "/bokeh", else "/"), so with a non-empty P the index at P/ would send every XHR to
+// the unprefixed /bokeh/... (§6.1): send the browser to P/bokeh/ instead. The Location is
+// relative so that it also holds behind a proxy that adds a path of its own.
+func (s *Server) rootIndex(c echo.Context) error {
+	if s.cfg.URLPrefix != "" {
+		return c.Redirect(http.StatusFound, "bokeh/")
+	}
+	return s.indexPage(c)
+}
+
 // showPage is #25: one of the user's documents by title.
 func (s *Server) showPage(c echo.Context) error {
 	u, err := s.requireUser(c)

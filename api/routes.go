@@ -64,7 +64,7 @@ func (s *Server) routes() *echo.Echo {
 	r.add(http.MethodGet, "/bokeh/internal/dockeys/:docid", s.internalDocKeys, "")
 
 	// Pages (#23-#27).
-	r.add(http.MethodGet, "/", s.indexPage, "")
+	r.add(http.MethodGet, "/", s.rootIndex, "")
 	r.both(http.MethodGet, "/bokeh/", s.indexPage, "")
 	r.both(http.MethodGet, "/bokeh/doc/:docid/show", s.showPage, getMethods)
 	r.both(http.MethodGet, "/bokeh/doc/:docid/:objid", s.objectPage, "")

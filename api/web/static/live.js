@@ -6,6 +6,7 @@
 // socket, resubscribes every topic, reloads each document's models over HTTP and only then
 // replays the pushes that arrived meanwhile, so the page ends at the latest state.
 // State is shown in #bokeh-connection (if the page has one) and in window.BokehLive.
+// On multi-user document lists it also passes the user's docchange notices to BokehJS.
 (function () {
   "use strict";
   if (typeof Bokeh === "undefined" || !Bokeh.require) {
@@ -46,16 +47,22 @@
     return docs;
   }
 
-  // reload fetches each watched document again and applies it, then the queued pushes.
-  function reload(w, queue, done) {
+  // reload fetches each watched document again and applies it, then the pushes that
+  // arrived on socket s meanwhile. Nothing happens if s was replaced in the meantime.
+  function reload(w, s, queue, done) {
     var pending = plotTopics(w).map(function (docid) {
       return $.get(prefix() + "bokeh/bokehinfo/" + docid + "/").done(function (data) {
-        Bokeh.load_models(data.all_models);
+        if (w.s === s) {
+          Bokeh.load_models(data.all_models);
+        }
       });
     });
     $.when.apply($, pending).always(function () {
+      if (w.s !== s) {
+        return;
+      }
       live.reloads++;
-      w.s.onmessage = w.onmessage;
+      s.onmessage = w.onmessage;
       queue.forEach(function (msg) { w.onmessage(msg); });
       done();
     });
@@ -90,11 +97,14 @@
       w._connected = opened;
       w.connected = opened.promise();
       w.s = s;
+      // Where the page is connected now (BokehJS only sets these for the first socket).
+      w.ws_conn_string = url;
+      Bokeh.Config.ws_conn_string = url;
       s.onmessage = function (msg) { queue.push(msg); };
       s.onopen = function () {
         opened.resolve();
         Object.keys(w.auth).forEach(function (topic) { w.subscribe(topic, w.auth[topic]); });
-        reload(w, queue, function () {
+        reload(w, s, queue, function () {
           live.reconnects++;
           show("live");
         });
@@ -113,11 +123,27 @@
     });
   }
 
+  // BokehJS's document list (server_page) listens to bokehuser:defaultuser whoever is logged
+  // in (PROTOCOL.md §7.3 A). In multi-user mode the page names its user: subscribe to that
+  // user's docchange notices too and hand them to BokehJS's listener, so the list stays live.
+  function followUser(w) {
+    var badge = document.getElementById("bokeh-connection");
+    var user = badge && badge.getAttribute("data-user");
+    if (!user || user === "defaultuser") {
+      return;
+    }
+    w.subscribe("bokehuser:" + user, null);
+    w.on("msg:bokehuser:" + user, function (msg) {
+      w.trigger("msg:bokehuser:defaultuser", msg);
+    });
+  }
+
   function watch(w) {
     var s = w.s;
     if (!s) {
       return;
     }
+    followUser(w);
     var onopen = s.onopen;
     s.onopen = function () {
       show("live");

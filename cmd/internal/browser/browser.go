@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -93,7 +94,7 @@ func Start(tb testing.TB) *Browser {
 
 // Message is one thing a page reported.
 type Message struct {
-	Kind string // console type ("log", "error", ...), "exception", "request-failed" or "http-error"
+	Kind string // console type ("log", "error", ...), "exception", "browser-error", "browser-warning", "request-failed" or "http-error"
 	Text string
 }
 
@@ -108,7 +109,7 @@ type Page struct {
 	mu       sync.Mutex
 	messages []Message
 	urls     map[network.RequestID]string
-	ignore   []string // substrings of request URLs whose failures are expected
+	ignore   []string // substrings of failures that are expected (see ExpectFailures)
 }
 
 // NewPage opens a tab in a fresh browser context (no cookies, no cache); it is closed when
@@ -146,6 +147,15 @@ func (p *Page) listen(ev any) {
 		p.messages = append(p.messages, Message{Kind: string(ev.Type), Text: consoleText(ev.Args)})
 	case *runtime.EventExceptionThrown:
 		p.messages = append(p.messages, Message{Kind: "exception", Text: exceptionText(ev.ExceptionDetails)})
+	case *cdplog.EventEntryAdded:
+		// The browser's own messages (failed websockets, CORS and CSP refusals, ...).
+		if e := ev.Entry; e != nil && (e.Level == cdplog.EntryLevelError || e.Level == cdplog.EntryLevelWarning) {
+			text := e.Text
+			if e.URL != "" && !strings.Contains(text, e.URL) {
+				text += " (" + e.URL + ")"
+			}
+			p.messages = append(p.messages, Message{Kind: "browser-" + string(e.Level), Text: text})
+		}
 	case *network.EventRequestWillBeSent:
 		p.urls[ev.RequestID] = ev.Request.Method + " " + ev.Request.URL
 	case *network.EventLoadingFailed:
@@ -210,8 +220,8 @@ func (p *Page) Messages() []Message {
 	return append([]Message(nil), p.messages...)
 }
 
-// ExpectFailures marks request failures of URLs containing substr as expected (e.g. the
-// websocket of a worker the test kills).
+// ExpectFailures marks failed requests, HTTP errors and browser errors whose text contains
+// substr as expected (e.g. the websocket of a worker the test kills).
 func (p *Page) ExpectFailures(substr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -227,7 +237,7 @@ next:
 	for _, m := range p.messages {
 		switch m.Kind {
 		case "error", "assert", "exception":
-		case "request-failed", "http-error":
+		case "request-failed", "http-error", "browser-error":
 			for _, s := range p.ignore {
 				if strings.Contains(m.Text, s) {
 					continue next
