@@ -95,3 +95,28 @@ func TestLoginThrottled(t *testing.T) {
 		t.Fatalf("throttling one account blocked another: %d", resp.StatusCode)
 	}
 }
+
+func TestLoginReturnsToNextOnlyLocally(t *testing.T) {
+	a := newTestAPI(t, api.Config{MultiUser: true})
+	apitest.NewPyClient(a.root).Register(t, "gina", "pw")
+	for next, want := range map[string]string{
+		a.http.URL + "/bokeh/doc/d1/o1?public=true": "/bokeh/doc/d1/o1?public=true",
+		"/bokeh/doc/d2/o2":                          "/bokeh/doc/d2/o2",
+		"http://evil.example/steal":                 "/bokeh/",
+		"//evil.example/steal":                      "/bokeh/",
+	} {
+		b := formBrowser(t)
+		page, err := b.Get(a.root + "bokeh/login?next=" + url.QueryEscape(next))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		m := csrfInput.FindSubmatch(body)
+		form := url.Values{"username": {"gina"}, "password": {"pw"}, "csrf_token": {string(m[1])}, "next": {next}}
+		resp, _ := postForm(t, b, a.root+"bokeh/login", form, "")
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+			t.Errorf("next=%q: %d to %q, want %q", next, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
+}

@@ -127,6 +127,9 @@ func (s *Server) login(c echo.Context) error {
 	if apiMode(c) {
 		return c.JSON(http.StatusOK, map[string]any{"status": true, "userapikey": user.APIKey})
 	}
+	if next := localRedirect(c.Request(), c.FormValue("next")); next != "" {
+		return c.Redirect(http.StatusFound, next)
+	}
 	return s.redirect(c, "/bokeh/")
 }
 

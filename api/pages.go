@@ -49,6 +49,7 @@ type pageData struct {
 	ObjID  string
 	Public bool
 	Link   string
+	Next   string // where the login form returns to
 }
 
 func newPages(prefix, bokehJSDir string) (*pages, error) {
@@ -158,6 +159,22 @@ func (s *Server) objectPage(c echo.Context) error {
 	return s.render(c, http.StatusOK, "bokeh", d)
 }
 
+// localRedirect returns target as a path on this server ("" when it points elsewhere), so a
+// login "next" parameter cannot send people to another site.
+func localRedirect(r *http.Request, target string) string {
+	u, err := url.Parse(target)
+	if err != nil || target == "" {
+		return ""
+	}
+	if u.Host != "" && !strings.EqualFold(u.Host, r.Host) {
+		return ""
+	}
+	if !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.Contains(u.Path, "\\") {
+		return ""
+	}
+	return (&url.URL{Path: u.Path, RawQuery: u.RawQuery}).String()
+}
+
 // requestURL rebuilds the absolute URL of the request.
 func requestURL(r *http.Request, _ string) string {
 	scheme := "http"
@@ -171,7 +188,8 @@ func (s *Server) loginPage(c echo.Context) error {
 	if !s.cfg.MultiUser {
 		return errSingleUser
 	}
-	return s.render(c, http.StatusOK, "login", pageData{NavTitle: "Bokeh Plot Server", CSRF: s.csrfToken(c)})
+	return s.render(c, http.StatusOK, "login", pageData{NavTitle: "Bokeh Plot Server", CSRF: s.csrfToken(c),
+		Next: localRedirect(c.Request(), c.QueryParam("next"))})
 }
 
 func (s *Server) registerPage(c echo.Context) error {
