@@ -161,6 +161,32 @@ func SingleUser(t *testing.T, tg Target) {
 		}
 	})
 
+	t.Run("Client070", func(t *testing.T) {
+		// bokeh 0.7.0's output_server: no gc before the pull, and plots carry attributes the
+		// original 0.8.2 server refused (GlyphRenderer.server_data_source, cont_ranges, ...).
+		old := NewPyClient(tg.Root)
+		old.UseDoc(t, title+"-070")
+		models := old.Pull(t)
+		if len(models) != 1 || models[0].Type != "PlotContext" {
+			t.Fatalf("0.7.0 pull of a new doc: %d models", len(models))
+		}
+		p := NewPlot(old.DocID, models[0].ID, 20)
+		for _, m := range p.Models {
+			switch m.Type {
+			case "GlyphRenderer":
+				m.Attributes["server_data_source"] = nil
+			case "ColumnDataSource":
+				m.Attributes["cont_ranges"] = map[string]any{}
+				m.Attributes["discrete_ranges"] = map[string]any{}
+			}
+		}
+		must(t, old.Push(t, MarshalModels(t, p.Models)), "0.7.0 push")
+		if r := must(t, old.Do(t, "GET", "bokeh/objinfo/"+old.DocID+"/"+p.Figure.ID, nil, true), "objinfo"); !strings.Contains(string(r.Body), "server_data_source") {
+			t.Fatal("0.7.0 attributes were not stored as sent")
+		}
+		must(t, old.Push(t, SourceUpdate(old.DocID, p.Source, 20, 1)), "0.7.0 update")
+	})
+
 	t.Run("BadInput", func(t *testing.T) {
 		before := c.Pull(t)
 		for name, body := range map[string]string{
