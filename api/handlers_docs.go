@@ -127,11 +127,7 @@ func (s *Server) docInfo(c echo.Context) error {
 // writeDocInfo answers {"plot_context_ref", "docid", "all_models", "apikey"} with the
 // readonly key (0.8.2), for browsers: bare NaN tokens become strings.
 func (s *Server) writeDocInfo(c echo.Context, docid string) error {
-	a, err := s.authorizeRead(c, docid, true)
-	if err != nil {
-		return err
-	}
-	d, err := s.loadModels(c.Request().Context(), a)
+	a, d, err := s.readDocument(c, docid)
 	if err != nil {
 		return err
 	}
@@ -155,11 +151,7 @@ func appendInfoHead(dst []byte, doc storage.Doc) []byte {
 
 // objInfo is #18: the object, everything it references, and its type.
 func (s *Server) objInfo(c echo.Context) error {
-	a, err := s.authorizeRead(c, c.Param("docid"), true)
-	if err != nil {
-		return err
-	}
-	d, err := s.loadModels(c.Request().Context(), a)
+	a, d, err := s.readDocument(c, c.Param("docid"))
 	if err != nil {
 		return err
 	}

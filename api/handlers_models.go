@@ -47,13 +47,23 @@ func jsonBytes(c echo.Context, body []byte) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
 }
 
-// getAllModels is #1: every reachable model of the document.
-func (s *Server) getAllModels(c echo.Context) error {
-	a, err := s.authorizeRead(c, c.Param("docid"), true)
+// readDocument is the R* step shared by the read routes: check read permission (with the
+// viewer's overlay when a temporary id is sent) and load the document's models.
+func (s *Server) readDocument(c echo.Context, docid string) (*access, *docModels, error) {
+	a, err := s.authorizeRead(c, docid, true)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	d, err := s.loadModels(c.Request().Context(), a)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, d, nil
+}
+
+// getAllModels is #1: every reachable model of the document.
+func (s *Server) getAllModels(c echo.Context) error {
+	_, d, err := s.readDocument(c, c.Param("docid"))
 	if err != nil {
 		return err
 	}
@@ -62,11 +72,7 @@ func (s *Server) getAllModels(c echo.Context) error {
 
 // getModelsByType is #2: attribute dicts of the reachable models of one type.
 func (s *Server) getModelsByType(c echo.Context) error {
-	a, err := s.authorizeRead(c, c.Param("docid"), true)
-	if err != nil {
-		return err
-	}
-	d, err := s.loadModels(c.Request().Context(), a)
+	_, d, err := s.readDocument(c, c.Param("docid"))
 	if err != nil {
 		return err
 	}
@@ -86,11 +92,7 @@ func (s *Server) getModelsByType(c echo.Context) error {
 
 // getModel is #3: the attribute dict of one reachable model.
 func (s *Server) getModel(c echo.Context) error {
-	a, err := s.authorizeRead(c, c.Param("docid"), true)
-	if err != nil {
-		return err
-	}
-	d, err := s.loadModels(c.Request().Context(), a)
+	a, d, err := s.readDocument(c, c.Param("docid"))
 	if err != nil {
 		return err
 	}
