@@ -56,18 +56,32 @@ func (s *spawner) start(cmd *exec.Cmd) error {
 	return <-done
 }
 
-// prefixLines copies r to w line by line, each line prefixed, so children's logs are told apart.
+// prefixLines copies r to w line by line, each line prefixed, so children's logs are told
+// apart. It returns only at the end of r: after a line too long to prefix, the rest is
+// copied as is (a child must never block on a full pipe, and the end of r is how callers
+// learn that the child is gone).
 func prefixLines(w io.Writer, prefix string, r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		fmt.Fprintf(w, "%s%s\n", prefix, sc.Bytes())
 	}
+	if sc.Err() != nil {
+		fmt.Fprintf(w, "%s(line over 1 MiB; the rest of the output follows unprefixed)\n", prefix)
+		_, _ = io.Copy(w, r)
+	}
 }
 
 // startChild starts a program whose output goes to our stderr with a prefix. The returned
 // channel yields its exit error once output is drained.
 func startChild(prefix, bin string, args, env []string) (*exec.Cmd, <-chan error, error) {
+	return startChildNotify(prefix, bin, args, env, nil)
+}
+
+// startChildNotify is startChild that also calls outputClosed (if not nil) as soon as the
+// child's output ends: when it exits, before it is reaped and before the exit error is
+// sent. Callers use it to stop handing out a dead child without waiting for that.
+func startChildNotify(prefix, bin string, args, env []string, outputClosed func()) (*exec.Cmd, <-chan error, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
@@ -81,6 +95,9 @@ func startChild(prefix, bin string, args, env []string) (*exec.Cmd, <-chan error
 	exited := make(chan error, 1)
 	go func() {
 		prefixLines(os.Stderr, prefix, out)
+		if outputClosed != nil {
+			outputClosed()
+		}
 		exited <- cmd.Wait()
 	}()
 	return cmd, exited, nil

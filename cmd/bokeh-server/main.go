@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -228,11 +229,13 @@ func run(o *options, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another bokeh-server running? use --port)", addr, err)
 	}
+	conns := &newConns{m: map[net.Conn]struct{}{}}
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         conns.track,
 	}
 	workerCtx, stopWorkers := context.WithCancel(context.Background())
 	defer stopWorkers()
@@ -251,15 +254,48 @@ func run(o *options, log *slog.Logger) error {
 	log.Info("shutting down: finishing requests, stopping workers")
 	shutCtx, cancel := context.WithTimeout(context.Background(), o.ShutdownFor)
 	defer cancel()
+	workersDone := make(chan struct{})
+	go func() {
+		// Workers drain their websockets while the API finishes its requests.
+		defer close(workersDone)
+		if pool != nil {
+			stopWorkers()
+			pool.Stop(o.ShutdownFor)
+		}
+	}()
+	// Shutdown waits 5 s for connections that never sent a request (browser preconnects,
+	// pooled client connections); nothing is lost by closing them at once.
+	conns.closeAll()
 	if err := httpSrv.Shutdown(shutCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
-	if pool != nil {
-		stopWorkers()
-		pool.Stop(o.ShutdownFor)
-	}
+	<-workersDone
 	log.Info("bokeh-server stopped")
 	return nil
+}
+
+// newConns tracks connections that have not sent a request yet.
+type newConns struct {
+	mu sync.Mutex
+	m  map[net.Conn]struct{}
+}
+
+func (n *newConns) track(c net.Conn, state http.ConnState) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if state == http.StateNew {
+		n.m[c] = struct{}{}
+	} else {
+		delete(n.m, c)
+	}
+}
+
+func (n *newConns) closeAll() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for c := range n.m {
+		c.Close()
+	}
 }
 
 // openStorage opens the backend, waiting up to wait (with backoff) for a redis that is not

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,11 +21,19 @@ import (
 // append-only file first, which takes a while for big datasets).
 const redisReadyWait = 60 * time.Second
 
-// managedRedis is the redis-server child of --backend=redis --start-redis.
+// managedRedis is the redis-server child of --backend=redis --start-redis. It is restarted
+// with backoff when it dies (the API answers 503 meanwhile and recovers by itself).
 type managedRedis struct {
-	cmd    *exec.Cmd
-	exited <-chan error
-	log    *slog.Logger
+	path, conf, addr string
+	port             int
+	log              *slog.Logger
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   <-chan error
+	stopping atomic.Bool
+	stop     chan struct{} // closed by Stop
+	done     chan struct{} // closed when the supervisor has stopped
 }
 
 // redisConfig is the generated configuration: loopback only, data in dir, durable appends
@@ -68,34 +77,112 @@ func startManagedRedis(ctx context.Context, bin string, port int, dataDir string
 	if err := os.WriteFile(conf, []byte(redisConfig(port, dir)), 0o600); err != nil {
 		return nil, fmt.Errorf("redis config: %w", err)
 	}
-	cmd, exited, err := startChild(fmt.Sprintf("[redis :%d] ", port), path, []string{conf}, nil)
-	if err != nil {
+	m := &managedRedis{path: path, conf: conf, addr: addr, port: port, log: log,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	if err := m.start(); err != nil {
 		return nil, err
 	}
-	m := &managedRedis{cmd: cmd, exited: exited, log: log}
-	if err := m.waitReady(ctx, addr); err != nil {
-		m.Stop()
+	if err := m.waitReady(ctx); err != nil {
+		m.stopping.Store(true)
+		m.kill()
 		return nil, err
 	}
-	log.Info("managed redis started", "addr", addr, "dir", dir, "pid", cmd.Process.Pid)
+	log.Info("managed redis started", "addr", addr, "dir", dir, "pid", m.pid())
+	go m.supervise()
 	return m, nil
 }
 
-func (m *managedRedis) waitReady(ctx context.Context, addr string) error {
-	client := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: -1})
+func (m *managedRedis) start() error {
+	cmd, exited, err := startChild(fmt.Sprintf("[redis :%d] ", m.port), m.path, []string{m.conf}, nil)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.cmd, m.exited = cmd, exited
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *managedRedis) current() (*exec.Cmd, <-chan error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cmd, m.exited
+}
+
+func (m *managedRedis) pid() int {
+	cmd, _ := m.current()
+	return cmd.Process.Pid
+}
+
+// kill ends a redis that failed to start (it may already have exited and been reaped).
+func (m *managedRedis) kill() {
+	cmd, exited := m.current()
+	_ = cmd.Process.Kill()
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// supervise restarts redis whenever it exits, until Stop.
+func (m *managedRedis) supervise() {
+	defer close(m.done)
+	backoff := backoffFirst
+	for {
+		_, exited := m.current()
+		started := time.Now()
+		err := <-exited
+		if m.stopping.Load() {
+			return
+		}
+		if time.Since(started) > backoffReset {
+			backoff = backoffFirst
+		}
+		m.log.Error("managed redis exited; restarting it", "err", err, "backoff", backoff)
+		for !m.stopping.Load() {
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, backoffMax)
+			if err := m.start(); err != nil {
+				m.log.Error("restarting managed redis", "err", err)
+				continue
+			}
+			m.log.Info("managed redis restarted", "pid", m.pid())
+			break
+		}
+		if m.stopping.Load() {
+			// Stop may have signalled the old process while this one was starting.
+			cmd, exited := m.current()
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+			}
+			return
+		}
+	}
+}
+
+func (m *managedRedis) waitReady(ctx context.Context) error {
+	client := redis.NewClient(&redis.Options{Addr: m.addr, DialTimeout: time.Second, MaxRetries: -1})
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(ctx, redisReadyWait)
 	defer cancel()
+	_, exited := m.current()
 	for {
 		err := client.Ping(ctx).Err()
 		if err == nil {
 			return nil
 		}
 		select {
-		case exitErr := <-m.exited:
+		case exitErr := <-exited:
 			return fmt.Errorf("redis-server exited at start (%v); see its log lines above", exitErr)
 		case <-ctx.Done():
-			return fmt.Errorf("redis-server on %s not ready after %s: %w", addr, redisReadyWait, err)
+			return fmt.Errorf("redis-server on %s not ready after %s: %w", m.addr, redisReadyWait, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -106,15 +193,15 @@ func (m *managedRedis) Stop() {
 	if m == nil {
 		return
 	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	m.stopping.Store(true)
+	close(m.stop)
+	cmd, _ := m.current()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-m.exited:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			m.log.Debug("managed redis exit", "err", err)
-		}
+	case <-m.done:
 	case <-time.After(10 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.exited
+		_ = cmd.Process.Kill()
+		<-m.done
 	}
 	m.log.Info("managed redis stopped")
 }

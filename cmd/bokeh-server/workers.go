@@ -41,6 +41,35 @@ type workerProc struct {
 	up   atomic.Bool
 	mu   sync.Mutex
 	cmd  *exec.Cmd
+	// run numbers the worker's runs: it changes when a run ends, so that a readiness
+	// probe of a run that has ended already cannot mark the worker up again.
+	run uint64
+}
+
+// currentRun is the number of the run about to start or running.
+func (w *workerProc) currentRun() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.run
+}
+
+// markUp marks the worker up if run is still the current run.
+func (w *workerProc) markUp(run uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.run == run {
+		w.up.Store(true)
+	}
+}
+
+// markGone marks the worker down for good when run ends (idempotent per run).
+func (w *workerProc) markGone(run uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.run == run {
+		w.run++
+		w.up.Store(false)
+	}
 }
 
 func newWorkerPool(bin, ip string, firstPort, n int, args func(int) []string, env []string, log *slog.Logger) *workerPool {
@@ -70,7 +99,10 @@ func (p *workerPool) keepRunning(ctx context.Context, w *workerProc) {
 	for ctx.Err() == nil {
 		started := time.Now()
 		prefix := fmt.Sprintf("[ws-worker :%d] ", w.port)
-		cmd, exited, err := startChild(prefix, p.bin, p.args(w.port), p.env)
+		run := w.currentRun()
+		// The worker is marked down as soon as its output ends (it died), before it is
+		// reaped: from then on wsurl no longer hands it out.
+		cmd, exited, err := startChildNotify(prefix, p.bin, p.args(w.port), p.env, func() { w.markGone(run) })
 		if err != nil {
 			p.log.Error("cannot start websocket worker", "port", w.port, "err", err)
 		} else {
@@ -81,12 +113,12 @@ func (p *workerPool) keepRunning(ctx context.Context, w *workerProc) {
 			readyCtx, cancelReady := context.WithCancel(ctx)
 			go func() {
 				if waitHealthy(readyCtx, p.ip, w.port) {
-					w.up.Store(true)
+					w.markUp(run)
 				}
 			}()
 			err = <-exited
 			cancelReady()
-			w.up.Store(false)
+			w.markGone(run)
 			if ctx.Err() != nil {
 				return
 			}

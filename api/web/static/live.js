@@ -3,8 +3,10 @@
 // BokehJS 0.8 opens one websocket per page and never reconnects: a page whose worker dies
 // stops updating. This script, loaded right after bokeh.js, watches that socket. When it
 // closes, it asks the server for a worker again (bokeh/wsurl/, with backoff), reopens the
-// socket, resubscribes every topic, reloads each document's models over HTTP and only then
-// replays the pushes that arrived meanwhile, so the page ends at the latest state.
+// socket, resubscribes every topic, waits until the worker confirms the document topics
+// (so no write can fall between the reload and the first push), reloads each document's
+// models over HTTP and only then replays the pushes that arrived meanwhile, so the page ends
+// at the latest state.
 // State is shown in #bokeh-connection (if the page has one) and in window.BokehLive.
 // On multi-user document lists it also passes the user's docchange notices to BokehJS.
 (function () {
@@ -17,6 +19,7 @@
   var live = window.BokehLive = { state: "connecting", reconnects: 0, reloads: 0 };
   var unloading = false;
   var backoffFirst = 250, backoffMax = 10000;
+  var confirmWait = 3000; // reload anyway if a subscription is not confirmed by then
 
   window.addEventListener("beforeunload", function () { unloading = true; });
 
@@ -100,14 +103,41 @@
       // Where the page is connected now (BokehJS only sets these for the first socket).
       w.ws_conn_string = url;
       Bokeh.Config.ws_conn_string = url;
-      s.onmessage = function (msg) { queue.push(msg); };
-      s.onopen = function () {
-        opened.resolve();
-        Object.keys(w.auth).forEach(function (topic) { w.subscribe(topic, w.auth[topic]); });
+      // Document topics whose subscribesuccess has not arrived yet; the reload waits for
+      // them, because a write published before the worker's subscription took effect but
+      // after the reload read the document would otherwise be lost.
+      var unconfirmed = {}, reloading = false;
+      plotTopics(w).forEach(function (docid) { unconfirmed["bokehplot:" + docid] = true; });
+      function startReload() {
+        if (reloading || w.s !== s) {
+          return;
+        }
+        reloading = true;
         reload(w, s, queue, function () {
           live.reconnects++;
           show("live");
         });
+      }
+      s.onmessage = function (msg) {
+        queue.push(msg);
+        var data = String(msg.data), i = data.indexOf(":");
+        i = data.indexOf(":", i + 1);
+        var topic = data.substring(0, i);
+        if (unconfirmed[topic] && data.indexOf("subscribesuccess", i) > 0) {
+          delete unconfirmed[topic];
+          if (Object.keys(unconfirmed).length === 0) {
+            startReload();
+          }
+        }
+      };
+      s.onopen = function () {
+        opened.resolve();
+        Object.keys(w.auth).forEach(function (topic) { w.subscribe(topic, w.auth[topic]); });
+        if (Object.keys(unconfirmed).length === 0) {
+          startReload();
+        } else {
+          setTimeout(startReload, confirmWait);
+        }
       };
       s.onclose = function () {
         if (unloading || w.s !== s) {
