@@ -19,10 +19,11 @@ import (
 func docTitle(c echo.Context) (string, error) {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	if strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		body, err := readBody(c)
+		body, release, err := readBody(c)
 		if err != nil {
 			return "", err
 		}
+		defer release()
 		if len(strings.TrimSpace(string(body))) > 0 {
 			var req struct {
 				Title *string `json:"title"`

@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -14,33 +12,6 @@ import (
 	"github.com/bokeh-go/bokeh-server/storage"
 	"github.com/bokeh-go/bokeh-server/storage/rawjson"
 )
-
-// readBody reads the whole request body; over the limit it is a 413.
-func readBody(c echo.Context) ([]byte, error) {
-	req := c.Request()
-	size := req.ContentLength
-	if size < 0 || size > 1<<20 {
-		size = 512
-	}
-	buf := make([]byte, 0, size+1)
-	for {
-		n, err := req.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) {
-			return buf, nil
-		}
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return nil, echo.ErrStatusRequestEntityTooLarge
-			}
-			return nil, fmt.Errorf("read body: %w", err)
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-	}
-}
 
 // jsonBytes writes a JSON response that is already encoded.
 func jsonBytes(c echo.Context, body []byte) error {
@@ -141,10 +112,12 @@ func (s *Server) createModel(c echo.Context) error {
 // incomingFromURL reads a PUT/PATCH/POST body: an attributes object whose type (and for
 // PUT/PATCH, id) come from the URL.
 func (s *Server) incomingFromURL(c echo.Context) (incoming, error) {
-	body, err := readBody(c)
+	body, release, err := readBody(c)
 	if err != nil {
 		return incoming{}, err
 	}
+	// The merged attributes are copied out of the body before the handler returns.
+	defer release()
 	fields, info, err := rawjson.Fields(body)
 	if err != nil {
 		return incoming{}, badRequest("attributes must be a JSON object: %v", err)
@@ -195,10 +168,11 @@ func (s *Server) bulkUpsert(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	body, release, err := readBody(c)
 	if err != nil {
 		return err
 	}
+	defer release()
 	in, info, err := parseBulk(body)
 	if err != nil {
 		return badRequest("%v", err)
@@ -241,39 +215,47 @@ func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, bare
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]storage.Model, 0, len(in))
-	var subtypes []string
-	index := make(map[storage.ModelKey]int, len(in))
+	var merged []*mergedModel
+	index := make(map[storage.ModelKey]*mergedModel, len(in))
 	for _, m := range in {
 		k := storage.ModelKey{Type: m.typ, ID: m.id}
-		base := stored[k]
-		if i, dup := index[k]; dup {
+		var base []rawjson.Field
+		var tokens bool
+		if prev, dup := index[k]; dup {
 			// The same model twice in one request: later attributes win, as sequential
 			// writes would have it.
-			base = out[i].Attrs
-		}
-		attrs, keptTokens, err := merge(base, m.attrs, m.id, a.doc.DocID)
-		if err != nil {
-			return nil, nil, err
-		}
-		bareTokens = bareTokens || keptTokens
-		i, dup := index[k]
-		if dup {
-			out[i].Attrs = attrs
+			base, tokens = prev.members, prev.tokens
 		} else {
-			i = len(out)
-			index[k] = i
-			out = append(out, storage.Model{Type: m.typ, ID: m.id, Attrs: attrs})
-			subtypes = append(subtypes, "")
+			base, tokens, err = s.storedMembers(fieldCacheKey(scope, k), stored[k], m.id)
+			if err != nil {
+				return nil, nil, err
+			}
 		}
+		mm := index[k]
+		if mm == nil {
+			mm = &mergedModel{typ: m.typ, id: m.id}
+			index[k] = mm
+			merged = append(merged, mm)
+		}
+		mm.members = mergeMembers(base, m.attrs)
+		mm.tokens = tokens || m.bareTokens
+		bareTokens = bareTokens || mm.tokens
 		if m.subtype != "" {
-			subtypes[i] = m.subtype
+			mm.subtype = m.subtype
 		}
+	}
+	push := writeModelPush(merged, a.doc.DocID)
+	out := make([]storage.Model, len(merged))
+	for i, mm := range merged {
+		out[i] = storage.Model{Type: mm.typ, ID: mm.id, Attrs: mm.attrs}
 	}
 	if err := s.store.PutModels(ctx, scope, out); err != nil {
 		return nil, nil, fmt.Errorf("store models: %w", err)
 	}
-	push := modelPush(out, subtypes)
+	for _, mm := range merged {
+		s.fields.put(fieldCacheKey(scope, storage.ModelKey{Type: mm.typ, ID: mm.id}),
+			cachedFields{attrs: mm.attrs, members: mm.members, tokens: mm.tokens})
+	}
 	s.publishPush(a, push, bareTokens)
 	return out, push, nil
 }

@@ -93,61 +93,6 @@ func withoutIDDoc(fields []rawjson.Field) ([]rawjson.Field, string) {
 	return out, id
 }
 
-// merge overlays update onto the stored attributes (nil when the model is new): unspecified
-// attributes are kept (§2.4 #4/#5/#8). It returns the attribute text to store, which ends
-// with "id" and "doc" (the real docid, also for overlay models), and whether the kept stored
-// attributes hold bare NaN/Infinity tokens.
-func merge(stored []byte, update []rawjson.Field, id, docid string) ([]byte, bool, error) {
-	var base []rawjson.Field
-	var info rawjson.Info
-	if stored != nil {
-		// Stored text was validated when written; the fast splitter skips the number grammar.
-		fields, fi, ok := rawjson.FieldsTrusted(stored)
-		if !ok {
-			_, _, err := rawjson.Fields(stored)
-			return nil, false, fmt.Errorf("stored model %s is not a JSON object: %w", id, err)
-		}
-		base, _ = withoutIDDoc(fields)
-		info = fi
-	}
-	size := 64 + len(id) + len(docid)
-	for _, f := range base {
-		size += len(f.Key) + len(f.Value) + 6
-	}
-	for _, f := range update {
-		size += len(f.Key) + len(f.Value) + 6
-	}
-	out := make([]byte, 0, size)
-	out = append(out, '{')
-	used := make([]bool, len(update))
-	for _, f := range base {
-		v := f.Value
-		for j, u := range update {
-			if u.Key == f.Key {
-				v, used[j] = u.Value, true
-			}
-		}
-		out = appendMember(out, f.Key, v)
-	}
-	for j, u := range update {
-		if !used[j] {
-			out = appendMember(out, u.Key, u.Value)
-		}
-	}
-	out = append(out, `"id": `...)
-	out = rawjson.AppendString(out, id)
-	out = append(out, `, "doc": `...)
-	out = rawjson.AppendString(out, docid)
-	return append(out, '}'), info.BareTokens, nil
-}
-
-func appendMember(out []byte, key string, value []byte) []byte {
-	out = rawjson.AppendString(out, key)
-	out = append(out, ": "...)
-	out = append(out, value...)
-	return append(out, ", "...)
-}
-
 // appendFullModel appends {"type", ["subtype",] "id", "attributes"} (§3.1).
 func appendFullModel(dst []byte, m storage.Model, subtype string) []byte {
 	dst = append(dst, `{"type": `...)

@@ -80,6 +80,7 @@ type Server struct {
 	echo   *echo.Echo
 	pages  *pages
 	logins *loginLimiter
+	fields *fieldCache
 
 	metrics *metrics
 }
@@ -108,6 +109,7 @@ func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error)
 		locks:  newKeyedLocks(),
 		token:  broker.InternalToken(cfg.SecretKey),
 		logins: newLoginLimiter(),
+		fields: newFieldCache(),
 	}
 	s.metrics = newMetrics(s)
 	s.pages, err = newPages(prefix, cfg.BokehJSDir)

@@ -3,6 +3,7 @@
 package rawjson
 
 import (
+	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
 )
@@ -122,11 +123,7 @@ func (s *scanner) number() error {
 	case c == '0':
 		s.pos++
 	case c >= '1' && c <= '9':
-		i := s.pos + 1
-		for i < len(d) && d[i]-'0' < 10 {
-			i++
-		}
-		s.pos = i
+		s.pos = skipDigits(d, s.pos+1)
 	default:
 		return s.errorf("unexpected %s in number", s.describe())
 	}
@@ -150,15 +147,68 @@ func (s *scanner) number() error {
 
 func (s *scanner) digits() error {
 	d, start := s.data, s.pos
-	i := start
-	for i < len(d) && d[i]-'0' < 10 {
-		i++
-	}
+	i := skipDigits(d, start)
 	s.pos = i
 	if i == start {
 		return s.errorf("unexpected %s in number, expected a digit", s.describe())
 	}
 	return nil
+}
+
+// skipDigits returns the index of the first non-digit at or after i. Numbers from numpy
+// arrays have 15-17 digits, so it tests eight bytes at a time (SWAR): a byte is a digit when
+// subtracting '0' does not borrow and adding 0x46 does not reach 0x80.
+func skipDigits(d []byte, i int) int {
+	for i+8 <= len(d) {
+		x := binary.LittleEndian.Uint64(d[i:])
+		if (x|(x-0x3030303030303030)|(x+0x4646464646464646))&0x8080808080808080 != 0 {
+			break
+		}
+		i += 8
+	}
+	for i < len(d) && d[i]-'0' < 10 {
+		i++
+	}
+	return i
+}
+
+// numberRun skips array elements of the form <number>, (with optional spaces) starting at
+// i, validating each number's grammar, and returns where the first element that is not such
+// a number begins. Anything unusual (a bare token, an exponent, the last element) is left
+// to the general scanner, which also reports errors.
+func numberRun(d []byte, i int) int {
+	for {
+		j := i
+		if j < len(d) && d[j] == '-' {
+			j++
+		}
+		if j >= len(d) {
+			return i
+		}
+		switch c := d[j]; {
+		case c == '0':
+			j++
+		case c-'1' < 9:
+			j = skipDigits(d, j+1)
+		default:
+			return i
+		}
+		if j < len(d) && d[j] == '.' {
+			k := skipDigits(d, j+1)
+			if k == j+1 {
+				return i
+			}
+			j = k
+		}
+		if j >= len(d) || d[j] != ',' {
+			return i
+		}
+		j++
+		for j < len(d) && d[j] == ' ' {
+			j++
+		}
+		i = j
+	}
 }
 
 // str scans a string literal and returns its raw contents (between the quotes) and whether
@@ -324,6 +374,10 @@ func (s *scanner) array(onElem func(value []byte)) error {
 		return nil
 	}
 	for {
+		if onElem == nil {
+			// Data columns are long runs of plain numbers: take them in one tight loop.
+			s.pos = numberRun(s.data, s.pos)
+		}
 		start := s.pos
 		if err := s.value(); err != nil {
 			return err
