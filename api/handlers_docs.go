@@ -202,12 +202,12 @@ func (s *Server) publishDoc(c echo.Context) error {
 	if !a.doc.Published {
 		ctx := c.Request().Context()
 		defer s.locks.lock("doc:" + docid)()
-		doc, err := s.loadDoc(ctx, docid)
+		doc, err := s.store.Doc(ctx, docid) // fresh, not cached: we write it back
 		if err != nil {
 			return err
 		}
 		doc.Published = true
-		if err := s.store.PutDoc(ctx, doc); err != nil {
+		if err := s.saveDoc(ctx, doc); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -15,6 +16,10 @@ import (
 // loadDoc returns the Doc record of docid, 404 when unknown (the original crashed, §2.1).
 // Records written before 0.8 lack a readonlyapikey: one is added and saved once (§3.3).
 func (s *Server) loadDoc(ctx context.Context, docid string) (storage.Doc, error) {
+	now := time.Now()
+	if doc, ok := s.docs.get(docid, now); ok {
+		return doc, nil
+	}
 	doc, err := s.store.Doc(ctx, docid)
 	if errors.Is(err, storage.ErrNotFound) {
 		return doc, notFound("no document %q", docid)
@@ -28,7 +33,17 @@ func (s *Server) loadDoc(ctx context.Context, docid string) (storage.Doc, error)
 			return doc, fmt.Errorf("migrate doc %s: %w", docid, err)
 		}
 	}
+	s.docs.put(doc, now)
 	return doc, nil
+}
+
+// saveDoc stores a Doc record and refreshes this process's cached copy.
+func (s *Server) saveDoc(ctx context.Context, doc storage.Doc) error {
+	if err := s.store.PutDoc(ctx, doc); err != nil {
+		return err
+	}
+	s.docs.put(doc, time.Now())
+	return nil
 }
 
 // loadUser returns a user record, migrating old forms (§3.4): a missing apikey is generated
@@ -102,7 +117,7 @@ func (s *Server) newDocument(ctx context.Context, username, title string) (stora
 	if err := s.store.PutModels(ctx, storage.Scope{DocID: docid}, []storage.Model{pc}); err != nil {
 		return u, doc, fmt.Errorf("create doc: %w", err)
 	}
-	if err := s.store.PutDoc(ctx, doc); err != nil {
+	if err := s.saveDoc(ctx, doc); err != nil {
 		return u, doc, fmt.Errorf("create doc: %w", err)
 	}
 	u.Docs = append(u.Docs, storage.DocEntry{DocID: docid, Title: title})

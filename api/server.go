@@ -81,6 +81,7 @@ type Server struct {
 	pages  *pages
 	logins *loginLimiter
 	fields *fieldCache
+	docs   *docCache
 
 	metrics *metrics
 }
@@ -110,6 +111,7 @@ func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error)
 		token:  broker.InternalToken(cfg.SecretKey),
 		logins: newLoginLimiter(),
 		fields: newFieldCache(),
+		docs:   newDocCache(),
 	}
 	s.metrics = newMetrics(s)
 	s.pages, err = newPages(prefix, cfg.BokehJSDir)
