@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"context"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -41,5 +43,27 @@ func BenchmarkZMQThroughput(b *testing.B) {
 			<-c.msgs
 		}
 		sent += n
+	}
+}
+
+// BenchmarkSubscribeAck measures how long a fresh subscription takes to be acknowledged:
+// the extra wait before a worker answers subscribesuccess.
+func BenchmarkSubscribeAck(b *testing.B) {
+	pub := newBoundPublisher(b)
+	c := newCollector(b, pub.Endpoint())
+	c.awaitRoute(b, pub, "pub")
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		topic := PlotTopic(strconv.Itoa(i))
+		if err := c.sub.SubscribeAndWait(ctx, topic); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := c.sub.Unsubscribe(topic); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
 }

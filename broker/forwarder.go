@@ -10,8 +10,19 @@ import (
 
 // Forwarder lets N API processes and M websocket workers meet at two well-known addresses:
 // publishers connect to its input (an XSUB socket), workers to its output (an XPUB socket).
-// Unlike the 0.8.x FORWARDER device, which subscribed to everything, XSUB/XPUB pass the
-// workers' subscriptions upstream, so publishers only send topics some worker watches.
+//
+// Like the 0.8.x FORWARDER device, the input subscribes to everything, and the output sends
+// each worker only the topics it subscribed to. That is what makes subscription
+// acknowledgements (ack.go) hold for every publisher: an acknowledgement reaches a worker
+// only after the output has the worker's subscription, and every publisher sends everything
+// here, so any message published after it follows it. (Filtering at the publishers instead
+// would leave a window in which one publisher has acknowledged while another has not yet
+// seen the subscription.) The cost is that every published message crosses the
+// publisher-to-forwarder link once, whoever watches; it already crossed the client-to-API
+// link as an HTTP request.
+//
+// The output is verbose and passes every worker's subscriptions upstream, duplicates
+// included, so that the publishers see and answer every acknowledgement request.
 type Forwarder struct {
 	in, out      *zmq.Socket
 	ctlRx, ctlTx *zmq.Socket // steers zmq_proxy: Run's cancel sends TERMINATE
@@ -38,8 +49,15 @@ func (f *Forwarder) open(in, out string, o options) error {
 	if err = attach(f.in, in, Bind, "is another forwarder running? choose another input address"); err != nil {
 		return err
 	}
+	// Subscribe to everything; the XSUB socket repeats it to every publisher that connects.
+	if _, err = f.in.SendBytes([]byte{1}, 0); err != nil {
+		return fmt.Errorf("zmq subscribe input to everything: %w", err)
+	}
 	if f.out, err = newSocket(zmq.XPUB, o); err != nil {
 		return err
+	}
+	if err = f.out.SetXpubVerbose(1); err != nil {
+		return fmt.Errorf("zmq socket XPUB options: %w", err)
 	}
 	if err = attach(f.out, out, Bind, "is another forwarder running? choose another output address"); err != nil {
 		return err

@@ -28,10 +28,13 @@ type Message struct {
 	Topic   string
 	Payload []byte
 	Exclude []string
+	// Ack marks a subscription acknowledgement that a ZMQPublisher sends to a Subscriber
+	// (see AckTopic); it is never delivered to websocket clients.
+	Ack bool
 }
 
 // AppendEnvelope appends the §5.6 envelope {"topic", "msg", "exclude"}, with the payload
-// embedded as a JSON string.
+// embedded as a JSON string; an acknowledgement adds "ack": true.
 func (m Message) AppendEnvelope(dst []byte) []byte {
 	dst = append(dst, `{"topic": `...)
 	dst = rawjson.AppendString(dst, m.Topic)
@@ -44,10 +47,13 @@ func (m Message) AppendEnvelope(dst []byte) []byte {
 		}
 		dst = rawjson.AppendString(dst, id)
 	}
+	if m.Ack {
+		return append(dst, `], "ack": true}`...)
+	}
 	return append(dst, "]}"...)
 }
 
-// ParseEnvelope decodes a §5.6 envelope.
+// ParseEnvelope decodes a §5.6 envelope (and the "ack" marker of acknowledgements).
 func ParseEnvelope(b []byte) (Message, error) {
 	fields, _, err := rawjson.Fields(b)
 	if err != nil {
@@ -75,6 +81,8 @@ func ParseEnvelope(b []byte) (Message, error) {
 				}
 				m.Exclude = append(m.Exclude, id)
 			}
+		case "ack":
+			m.Ack = string(f.Value) == "true"
 		}
 	}
 	if !haveTopic || !haveMsg {
@@ -87,8 +95,10 @@ func ParseEnvelope(b []byte) (Message, error) {
 }
 
 // ValidTopic reports whether topic has the form <kind>:<value> with exactly one colon, the
-// only form BokehJS can split (§5.2).
+// only form BokehJS can split (§5.2), and no NUL byte (reserved for acknowledgement
+// requests, see ack.go).
 func ValidTopic(topic string) bool {
 	i := strings.IndexByte(topic, ':')
-	return i > 0 && i < len(topic)-1 && strings.IndexByte(topic[i+1:], ':') < 0
+	return i > 0 && i < len(topic)-1 && strings.IndexByte(topic[i+1:], ':') < 0 &&
+		strings.IndexByte(topic, ackSep) < 0
 }

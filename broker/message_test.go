@@ -91,7 +91,7 @@ func FuzzParseEnvelope(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded envelope of %q does not parse: %v", data, err)
 		}
-		if again.Topic != m.Topic || string(again.Payload) != string(m.Payload) || !slices.Equal(again.Exclude, m.Exclude) {
+		if again.Topic != m.Topic || string(again.Payload) != string(m.Payload) || !slices.Equal(again.Exclude, m.Exclude) || again.Ack != m.Ack {
 			t.Fatalf("round trip changed %+v into %+v", m, again)
 		}
 	})

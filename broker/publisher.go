@@ -14,10 +14,12 @@ type Publisher interface {
 	Close() error
 }
 
-// PublishStats counts a publisher's messages.
+// PublishStats counts a publisher's messages. Acks counts the subscription
+// acknowledgements a ZMQPublisher sent (they are not in Published).
 type PublishStats struct {
 	Published uint64
 	Dropped   uint64
+	Acks      uint64
 }
 
 // Recorder is an in-process Publisher that keeps what was published, for tests and for

@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/bokeh-go/bokeh-server/broker/internal/ratelog"
 	zmq "github.com/pebbe/zmq4"
@@ -14,41 +16,65 @@ import (
 // Subscriber receives messages for an exact set of topics from a SUB socket connected to a
 // bokeh-server's PUB socket or a forwarder's output, and hands them to a callback.
 //
-// One goroutine owns the SUB socket and blocks in zmq_poll on it and on an inproc wake-up
-// socket; Subscribe and Unsubscribe queue a request and wake it, so changing subscriptions
-// needs no polling timeout and adds no latency to delivery.
+// One goroutine owns the SUB socket and waits in a select for a sockWatcher (messages
+// arriving, see watch.go) and for requests: Subscribe and Unsubscribe queue a request and
+// wake it, so changing subscriptions needs no polling timeout and adds no latency to
+// delivery, and the goroutine never blocks inside libzmq.
+//
+// Every new subscription also asks the publisher for an acknowledgement (see ack.go);
+// SubscribeAck and SubscribeAndWait let callers wait until messages on the topic flow.
 type Subscriber struct {
 	addr    string
 	deliver func(Message)
 	log     *slog.Logger
 
-	sock    *zmq.Socket // owned by run
-	wakeRx  *zmq.Socket // owned by run
-	topics  map[string]struct{}
-	badLog  ratelog.Limiter
-	stopped chan struct{}
+	sock      *zmq.Socket // owned by run
+	watch     *sockWatcher
+	topics    map[string]*subState
+	ackWanted map[string]string // request topic → topic, while unacknowledged
+	nonce     uint64            // last request nonce
+	badLog    ratelog.Limiter
+	stopped   chan struct{}
 
-	mu     sync.Mutex // guards wakeTx, ops and closed
-	wakeTx *zmq.Socket
+	mu     sync.Mutex // guards ops and closed
 	ops    []subOp
 	closed bool
+	wake   chan struct{} // capacity 1: ops or closed changed
 
 	received  atomic.Uint64
 	delivered atomic.Uint64
 	filtered  atomic.Uint64
 	malformed atomic.Uint64
+	acks      atomic.Uint64
+}
+
+// subState is one subscribed topic.
+type subState struct {
+	request string        // the pending acknowledgement request topic, "" once answered
+	acked   chan struct{} // closed on the acknowledgement
 }
 
 type subOp struct {
 	topic string
 	on    bool
-	done  chan error
+	done  chan subResult
 }
 
+type subResult struct {
+	acked <-chan struct{}
+	err   error
+}
+
+// ErrNotAcknowledged is returned (wrapped together with the context's error) by
+// SubscribeAndWait when no publisher acknowledged the subscription in time.
+var ErrNotAcknowledged = errors.New("broker: subscription not acknowledged by any publisher")
+
 // SubscriberStats counts a subscriber's messages. Filtered are messages whose topic merely
-// shares a prefix with a subscribed one (ZeroMQ filters by prefix); Malformed failed to parse.
+// shares a prefix with a subscribed one (ZeroMQ filters by prefix); Malformed failed to
+// parse; Acks are acknowledgement frames (never delivered), including answers meant for
+// other subscribers of a topic or answered already by another publisher.
 type SubscriberStats struct {
-	Received, Delivered, Filtered, Malformed uint64
+	Received, Delivered, Filtered, Malformed, Acks uint64
 }
 
 // NewSubscriber connects a SUB socket to addr. deliver is called from the subscriber's
@@ -57,11 +83,13 @@ type SubscriberStats struct {
 func NewSubscriber(addr string, deliver func(Message), opts ...Option) (*Subscriber, error) {
 	o := buildOptions(opts)
 	s := &Subscriber{addr: addr, deliver: deliver, log: o.log,
-		topics: make(map[string]struct{}), stopped: make(chan struct{})}
+		topics: make(map[string]*subState), ackWanted: make(map[string]string),
+		nonce: rand.Uint64(), stopped: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if err := s.open(o); err != nil {
 		s.closeSockets()
 		return nil, err
 	}
+	s.watch.start(s.log, "subscriber", addr)
 	go s.run()
 	return s, nil
 }
@@ -74,125 +102,137 @@ func (s *Subscriber) open(o options) error {
 	if err = attach(s.sock, s.addr, Connect, ""); err != nil {
 		return err
 	}
-	wake := inprocName("sub-wake")
-	if s.wakeRx, err = zmq.NewSocket(zmq.PAIR); err != nil {
-		return fmt.Errorf("zmq wake socket: %w", err)
-	}
-	if err = s.wakeRx.Bind(wake); err != nil {
-		return fmt.Errorf("zmq bind %s: %w", wake, err)
-	}
-	if s.wakeTx, err = zmq.NewSocket(zmq.PAIR); err != nil {
-		return fmt.Errorf("zmq wake socket: %w", err)
-	}
-	if err = s.wakeTx.Connect(wake); err != nil {
-		return fmt.Errorf("zmq connect %s: %w", wake, err)
+	if s.watch, err = newSockWatcher(s.sock); err != nil {
+		return fmt.Errorf("zmq SUB signal descriptor: %w", err)
 	}
 	return nil
 }
 
 func (s *Subscriber) closeSockets() {
-	for _, sock := range []*zmq.Socket{s.sock, s.wakeRx, s.wakeTx} {
-		if sock != nil {
-			sock.SetLinger(0)
-			sock.Close()
-		}
+	if s.watch != nil {
+		s.watch.stop()
+	}
+	if s.sock != nil {
+		s.sock.SetLinger(0)
+		s.sock.Close()
 	}
 }
 
-// Subscribe starts delivery of topic (exactly that topic) and returns once the socket has
-// the subscription. Subscribing twice is the same as once.
-func (s *Subscriber) Subscribe(topic string) error { return s.request(topic, true) }
+// Subscribe starts delivery of topic (exactly that topic, which must be a ValidTopic) and
+// returns once the socket has the subscription, which may not have reached the publisher
+// yet: see SubscribeAck. Subscribing twice is the same as once.
+func (s *Subscriber) Subscribe(topic string) error {
+	_, err := s.SubscribeAck(topic)
+	return err
+}
+
+// SubscribeAck is Subscribe, and also returns a channel that is closed once a publisher
+// has acknowledged the subscription: every message that publisher sends on topic from
+// then on is delivered, in order (through a forwarder: every message of every publisher
+// connected to it). For a topic subscribed already it returns the same channel, closed
+// already if the acknowledgement has come. Without any publisher it stays open until one
+// connects and answers.
+func (s *Subscriber) SubscribeAck(topic string) (<-chan struct{}, error) {
+	if !ValidTopic(topic) {
+		return nil, fmt.Errorf("broker: subscribe: topic %q is not <kind>:<value>", topic)
+	}
+	r := s.request(topic, true)
+	return r.acked, r.err
+}
+
+// SubscribeAndWait subscribes and waits for the publisher's acknowledgement (see
+// SubscribeAck). When ctx ends first it returns an error that wraps both
+// ErrNotAcknowledged and ctx.Err(); the subscription stays in place either way.
+func (s *Subscriber) SubscribeAndWait(ctx context.Context, topic string) error {
+	acked, err := s.SubscribeAck(topic)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-acked:
+		return nil
+	case <-s.stopped:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %s: %w", ErrNotAcknowledged, topic, ctx.Err())
+	}
+}
 
 // Unsubscribe stops delivery of topic.
-func (s *Subscriber) Unsubscribe(topic string) error { return s.request(topic, false) }
+func (s *Subscriber) Unsubscribe(topic string) error { return s.request(topic, false).err }
 
-func (s *Subscriber) request(topic string, on bool) error {
-	op := subOp{topic: topic, on: on, done: make(chan error, 1)}
+func (s *Subscriber) request(topic string, on bool) subResult {
+	op := subOp{topic: topic, on: on, done: make(chan subResult, 1)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ErrClosed
+		return subResult{err: ErrClosed}
 	}
 	s.ops = append(s.ops, op)
-	// EAGAIN means wake-ups are already pending, and the loop takes all ops on each.
-	_, err := s.wakeTx.SendBytes(nil, zmq.DONTWAIT)
 	s.mu.Unlock()
-	if err != nil && !isAgain(err) {
-		return fmt.Errorf("subscriber wake-up: %w", err)
-	}
+	s.wakeUp()
 	select {
-	case err := <-op.done:
-		return err
+	case r := <-op.done:
+		return r
 	case <-s.stopped:
-		return ErrClosed
+		return subResult{err: ErrClosed}
 	}
 }
 
 // Stats reports the subscriber's counters.
 func (s *Subscriber) Stats() SubscriberStats {
 	return SubscriberStats{Received: s.received.Load(), Delivered: s.delivered.Load(),
-		Filtered: s.filtered.Load(), Malformed: s.malformed.Load()}
+		Filtered: s.filtered.Load(), Malformed: s.malformed.Load(), Acks: s.acks.Load()}
 }
 
 // Close stops the goroutine and closes the sockets; pending requests fail with ErrClosed.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		s.wakeTx.SendBytes(nil, zmq.DONTWAIT)
-	}
+	s.closed = true
 	s.mu.Unlock()
+	s.wakeUp()
 	<-s.stopped
 	return nil
+}
+
+// wakeUp tells run that ops or closed changed.
+func (s *Subscriber) wakeUp() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is pending, and run takes all ops on each
+	}
 }
 
 func (s *Subscriber) run() {
 	defer func() {
 		s.mu.Lock()
 		s.closed = true // also when the loop ends on its own: later requests fail fast
-		s.closeSockets()
 		s.mu.Unlock()
+		s.closeSockets()
 		close(s.stopped)
 	}()
-	poller := zmq.NewPoller()
-	poller.Add(s.sock, zmq.POLLIN)
-	poller.Add(s.wakeRx, zmq.POLLIN)
 	for {
-		polled, err := poller.Poll(-1)
-		if err != nil {
-			if zmq.AsErrno(err) == zmq.ETERM {
+		select {
+		case <-s.watch.ready:
+		case <-s.wake:
+			if !s.handleOps() {
 				return
 			}
-			s.log.Error("zmq poll failed", "addr", s.addr, "err", err)
-			time.Sleep(100 * time.Millisecond) // a persistent error must not spin a core
-			continue
 		}
-		for _, p := range polled {
-			if p.Socket == s.wakeRx {
-				if !s.handleOps() {
-					return
-				}
-			} else {
-				s.receive()
-			}
-		}
+		// After any operation, and on every signal, read until EAGAIN (watch.go).
+		s.receive()
 	}
 }
 
 // handleOps applies queued requests; it returns false once the subscriber is closed.
 func (s *Subscriber) handleOps() bool {
-	for {
-		if _, err := s.wakeRx.RecvBytes(zmq.DONTWAIT); err != nil {
-			break
-		}
-	}
 	s.mu.Lock()
 	ops, closed := s.ops, s.closed
 	s.ops = nil
 	s.mu.Unlock()
 	for _, op := range ops {
 		if closed {
-			op.done <- ErrClosed
+			op.done <- subResult{err: ErrClosed}
 			continue
 		}
 		op.done <- s.apply(op)
@@ -200,19 +240,43 @@ func (s *Subscriber) handleOps() bool {
 	return !closed
 }
 
-func (s *Subscriber) apply(op subOp) error {
-	_, have := s.topics[op.topic]
+func (s *Subscriber) apply(op subOp) subResult {
+	st, have := s.topics[op.topic]
 	switch {
-	case op.on && !have:
+	case op.on && have:
+		return subResult{acked: st.acked}
+	case op.on:
 		if err := s.sock.SetSubscribe(op.topic); err != nil {
-			return fmt.Errorf("zmq subscribe %q: %w", op.topic, err)
+			return subResult{err: fmt.Errorf("zmq subscribe %q: %w", op.topic, err)}
 		}
-		s.topics[op.topic] = struct{}{}
-	case !op.on && have:
+		// After the topic itself: whoever answers the request has the topic already.
+		s.nonce++
+		st = &subState{request: ackRequestTopic(op.topic, s.nonce), acked: make(chan struct{})}
+		if err := s.sock.SetSubscribe(st.request); err != nil {
+			s.sock.SetUnsubscribe(op.topic)
+			return subResult{err: fmt.Errorf("zmq subscribe %q: %w", op.topic, err)}
+		}
+		s.topics[op.topic] = st
+		s.ackWanted[st.request] = op.topic
+		return subResult{acked: st.acked}
+	case have:
 		if err := s.sock.SetUnsubscribe(op.topic); err != nil {
-			return fmt.Errorf("zmq unsubscribe %q: %w", op.topic, err)
+			return subResult{err: fmt.Errorf("zmq unsubscribe %q: %w", op.topic, err)}
 		}
+		s.forgetRequest(st)
 		delete(s.topics, op.topic)
 	}
-	return nil
+	return subResult{}
+}
+
+// forgetRequest withdraws a topic's acknowledgement request, if still pending.
+func (s *Subscriber) forgetRequest(st *subState) {
+	if st.request == "" {
+		return
+	}
+	delete(s.ackWanted, st.request)
+	if err := s.sock.SetUnsubscribe(st.request); err != nil {
+		s.log.Debug("zmq unsubscribe acknowledgement request", "addr", s.addr, "err", err)
+	}
+	st.request = ""
 }

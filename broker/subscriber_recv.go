@@ -6,24 +6,32 @@ import (
 	zmq "github.com/pebbe/zmq4"
 )
 
-// receive takes the messages waiting on the SUB socket, up to recvBatch.
+// receive takes the messages waiting on the SUB socket until EAGAIN, or recvBatch of them;
+// then it asks to be called again, so that requests are not starved by a flood.
 func (s *Subscriber) receive() {
 	for range recvBatch {
 		parts, err := s.sock.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
 			if !isAgain(err) {
-				s.log.Error("zmq receive failed", "addr", s.addr, "err", err)
+				if ok, suppressed := s.badLog.Allow(time.Second); ok {
+					s.log.Error("zmq receive failed", "addr", s.addr, "err", err, "suppressed", suppressed)
+				}
 			}
 			return
 		}
 		s.handle(parts)
 	}
+	s.watch.notify()
 }
 
 func (s *Subscriber) handle(parts [][]byte) {
 	s.received.Add(1)
 	if len(parts) != 2 {
 		s.bad("expected 2 frames (topic, envelope)", len(parts), nil)
+		return
+	}
+	if isAckTopic(parts[0]) {
+		s.handleAck(parts)
 		return
 	}
 	// ZeroMQ matched a subscription as a byte prefix: "bokehplot:abc" also lets
@@ -41,8 +49,27 @@ func (s *Subscriber) handle(parts [][]byte) {
 		s.bad("envelope topic differs from topic frame", len(parts[1]), nil)
 		return
 	}
+	s.delivered.Add(1) // first, so that whoever sees the message sees the count
 	s.deliver(m)
-	s.delivered.Add(1)
+}
+
+// handleAck takes an acknowledgement: it may answer one of our requests, or one of another
+// subscriber of a topic we share a prefix with, or a request answered already by another
+// publisher.
+func (s *Subscriber) handleAck(parts [][]byte) {
+	s.acks.Add(1)
+	topic, ok := s.ackWanted[string(parts[0])]
+	if !ok {
+		return
+	}
+	m, err := ParseEnvelope(parts[1])
+	if err != nil || !m.Ack || m.Topic != topic {
+		s.bad("malformed acknowledgement", len(parts[1]), err)
+		return
+	}
+	st := s.topics[topic]
+	s.forgetRequest(st)
+	close(st.acked)
 }
 
 // bad counts a malformed message and logs it, at most once a second so that a broken

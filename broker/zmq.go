@@ -38,6 +38,9 @@ const (
 	DefaultHWM = 10000
 	// DefaultLinger bounds how long unsent messages are kept after Close.
 	DefaultLinger = time.Second
+	// DefaultConnectWait bounds how long NewZMQPublisher in Connect mode waits for the
+	// forwarder to connect and subscribe.
+	DefaultConnectWait = 2 * time.Second
 	// MaxMessageBytes refuses absurd frames from a rogue peer instead of allocating them;
 	// a real modelpush of a large plot is a few MiB.
 	MaxMessageBytes = 256 << 20
@@ -53,10 +56,11 @@ var ErrClosed = errors.New("broker: closed")
 type Option func(*options)
 
 type options struct {
-	queueSize int
-	hwm       int
-	linger    time.Duration
-	log       *slog.Logger
+	queueSize   int
+	hwm         int
+	linger      time.Duration
+	connectWait time.Duration
+	log         *slog.Logger
 }
 
 // WithQueueSize sets the publisher's in-process queue length (messages).
@@ -68,11 +72,16 @@ func WithHWM(n int) Option { return func(o *options) { o.hwm = max(n, 1) } }
 // WithLinger sets how long unsent messages survive Close.
 func WithLinger(d time.Duration) Option { return func(o *options) { o.linger = max(d, 0) } }
 
+// WithConnectWait sets how long NewZMQPublisher in Connect mode waits for its peer to
+// subscribe; zero or less does not wait.
+func WithConnectWait(d time.Duration) Option { return func(o *options) { o.connectWait = max(d, 0) } }
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 func buildOptions(opts []Option) options {
-	o := options{queueSize: DefaultQueueSize, hwm: DefaultHWM, linger: DefaultLinger}
+	o := options{queueSize: DefaultQueueSize, hwm: DefaultHWM, linger: DefaultLinger,
+		connectWait: DefaultConnectWait}
 	for _, opt := range opts {
 		opt(&o)
 	}

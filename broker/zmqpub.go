@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,14 +11,20 @@ import (
 	zmq "github.com/pebbe/zmq4"
 )
 
-// ZMQPublisher publishes messages on a ZeroMQ PUB socket as two frames: the topic (so
-// subscribers filter by prefix inside ZeroMQ) and the §5.6 envelope.
+// ZMQPublisher publishes messages on a ZeroMQ XPUB socket as two frames: the topic (so
+// subscribers filter by prefix inside ZeroMQ) and the §5.6 envelope. It also answers the
+// subscribers' acknowledgement requests (see ack.go), so that a worker knows when its
+// subscription has arrived.
 //
 // ZeroMQ sockets are not goroutine-safe, so one goroutine owns the socket and Publish only
 // enqueues. Nothing the network does can block a caller: a full queue drops the message and
 // counts it. Drops inside libzmq (one peer over its high-water mark) are invisible here.
+//
+// The socket goroutine waits in a plain select on the queue and on a sockWatcher
+// (subscriptions arriving, see watch.go). So publishing costs what it did without
+// acknowledgements: one channel send to a parked goroutine, no extra system call, no timer.
 type ZMQPublisher struct {
-	sock     *zmq.Socket
+	sock     *zmq.Socket // owned by run
 	endpoint string
 	log      *slog.Logger
 
@@ -27,9 +34,16 @@ type ZMQPublisher struct {
 	quit   chan struct{}
 	done   chan struct{}
 
+	watch *sockWatcher
+
+	subscribed bool          // owned by run: a subscription has arrived
+	connected  chan struct{} // closed by run on the first subscription
+
 	published atomic.Uint64
 	dropped   atomic.Uint64
+	acks      atomic.Uint64
 	dropLog   ratelog.Limiter
+	ackLog    ratelog.Limiter
 }
 
 // outgoing holds topic and envelope in one allocation; split is the topic length.
@@ -38,32 +52,81 @@ type outgoing struct {
 	split int
 }
 
-// NewZMQPublisher binds or connects a PUB socket at addr. A "tcp://host:*" address binds
+// sendBatch bounds how many queued messages the socket goroutine sends, and how many
+// subscriptions it reads, before it turns to the other, so that neither starves.
+const sendBatch = 256
+
+// NewZMQPublisher binds or connects an XPUB socket at addr. A "tcp://host:*" address binds
 // a free port; Endpoint reports it.
+//
+// In Connect mode addr is a forwarder's input. ZeroMQ connects in the background (and
+// retries every 100 to 200 ms while the forwarder is not up yet), and what is published
+// before the forwarder has subscribed is lost, although workers may already have had their
+// subscriptions acknowledged through another API process. So NewZMQPublisher returns only
+// once the first subscription has arrived (the forwarder subscribes to everything at
+// once), or after DefaultConnectWait (WithConnectWait) with a warning: call it before
+// serving requests. (Holding messages until then instead would deliver them late, after
+// clients may have loaded newer state.)
 func NewZMQPublisher(addr string, mode Mode, opts ...Option) (*ZMQPublisher, error) {
 	o := buildOptions(opts)
-	sock, err := newSocket(zmq.PUB, o)
-	if err != nil {
-		return nil, err
-	}
-	err = attach(sock, addr, mode, "is another bokeh-server running? use --zmqaddr")
-	if err != nil {
-		sock.Close()
-		return nil, err
-	}
 	p := &ZMQPublisher{
-		sock:     sock,
-		endpoint: addr,
-		log:      o.log,
-		queue:    make(chan outgoing, o.queueSize),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
+		endpoint:  addr,
+		log:       o.log,
+		queue:     make(chan outgoing, o.queueSize),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
+		connected: make(chan struct{}),
+	}
+	if err := p.open(addr, mode, o); err != nil {
+		p.closeSockets()
+		return nil, err
 	}
 	if mode == Bind {
-		p.endpoint = boundEndpoint(sock, addr)
+		p.endpoint = boundEndpoint(p.sock, addr)
 	}
+	p.watch.start(p.log, "publisher", p.endpoint)
 	go p.run()
+	if mode == Connect && o.connectWait > 0 {
+		timer := time.NewTimer(o.connectWait)
+		defer timer.Stop()
+		select {
+		case <-p.connected:
+		case <-timer.C:
+			p.log.Warn("zmq publisher: no subscription from the forwarder yet; going on, it misses what is published before it connects",
+				"endpoint", addr, "waited", o.connectWait)
+		}
+	}
 	return p, nil
+}
+
+func (p *ZMQPublisher) open(addr string, mode Mode, o options) error {
+	var err error
+	if p.sock, err = newSocket(zmq.XPUB, o); err != nil {
+		return err
+	}
+	// Verbose: every subscription is shown, not only the first one for a topic, so that
+	// a reconnecting subscriber's requests are answered too.
+	if err = p.sock.SetXpubVerbose(1); err != nil {
+		return fmt.Errorf("zmq socket XPUB options: %w", err)
+	}
+	if err = attach(p.sock, addr, mode, "is another bokeh-server running? use --zmqaddr"); err != nil {
+		return err
+	}
+	if p.watch, err = newSockWatcher(p.sock); err != nil {
+		return fmt.Errorf("zmq XPUB signal descriptor: %w", err)
+	}
+	return nil
+}
+
+// closeSockets stops the watcher and closes the XPUB socket, with its linger so that
+// messages already handed to ZeroMQ still go out.
+func (p *ZMQPublisher) closeSockets() {
+	if p.watch != nil {
+		p.watch.stop()
+	}
+	if p.sock != nil {
+		p.sock.Close()
+	}
 }
 
 // Endpoint is the address the socket is bound or connected to.
@@ -76,6 +139,7 @@ func (p *ZMQPublisher) Publish(m Message) {
 		p.drop("invalid topic", m.Topic)
 		return
 	}
+	m.Ack = false // acknowledgements come from the socket goroutine only
 	// Encoding here, not in the socket goroutine, copies the payload before the caller can
 	// reuse it and spreads the encoding cost over the publishing goroutines.
 	buf := make([]byte, 0, len(m.Topic)+len(m.Payload)+len(m.Payload)/8+64)
@@ -104,9 +168,10 @@ func (p *ZMQPublisher) drop(reason, topic string) {
 	}
 }
 
-// Stats reports messages handed to ZeroMQ and messages dropped before that.
+// Stats reports messages handed to ZeroMQ, messages dropped before that, and the
+// subscription acknowledgements sent.
 func (p *ZMQPublisher) Stats() PublishStats {
-	return PublishStats{Published: p.published.Load(), Dropped: p.dropped.Load()}
+	return PublishStats{Published: p.published.Load(), Dropped: p.dropped.Load(), Acks: p.acks.Load()}
 }
 
 // Close sends what is already queued, then closes the socket; ZeroMQ keeps trying to
@@ -124,28 +189,50 @@ func (p *ZMQPublisher) Close() error {
 
 func (p *ZMQPublisher) run() {
 	defer close(p.done)
-	defer p.sock.Close()
+	defer p.closeSockets()
 	for {
 		select {
 		case out := <-p.queue:
 			p.send(out)
+			p.flush()
+		case <-p.watch.ready:
+			p.flush()
 		case <-p.quit:
 			// Close holds no lock now and closed is set, so the queue can only shrink.
-			for {
-				select {
-				case out := <-p.queue:
-					p.send(out)
-				default:
-					return
-				}
+			for p.sendQueued() > 0 {
 			}
+			return
 		}
 	}
 }
 
+// flush answers subscriptions and sends queued messages in turns until neither is left.
+// It always ends with a read of the socket until EAGAIN after its last send (watch.go).
+func (p *ZMQPublisher) flush() {
+	for {
+		more := p.serveSubscriptions()
+		if p.sendQueued() == 0 && !more {
+			return
+		}
+	}
+}
+
+// sendQueued sends up to sendBatch queued messages and returns how many it sent.
+func (p *ZMQPublisher) sendQueued() int {
+	for n := range sendBatch {
+		select {
+		case out := <-p.queue:
+			p.send(out)
+		default:
+			return n
+		}
+	}
+	return sendBatch
+}
+
 func (p *ZMQPublisher) send(out outgoing) {
 	topic := out.buf[:out.split]
-	// DONTWAIT: a PUB socket normally drops rather than blocks, but never risk stalling
+	// DONTWAIT: an XPUB socket normally drops rather than blocks, but never risk stalling
 	// the only goroutine that drains the queue.
 	if _, err := p.sock.SendBytes(topic, zmq.SNDMORE|zmq.DONTWAIT); err != nil {
 		p.drop("zmq send: "+err.Error(), string(topic))
@@ -156,4 +243,51 @@ func (p *ZMQPublisher) send(out outgoing) {
 		return
 	}
 	p.published.Add(1)
+}
+
+// serveSubscriptions answers the acknowledgement requests among the subscriptions that
+// have arrived; other subscriptions and unsubscriptions need nothing from us (the socket
+// has applied them already). It reports whether more may be waiting.
+func (p *ZMQPublisher) serveSubscriptions() (more bool) {
+	for range sendBatch {
+		frame, err := p.sock.RecvBytes(zmq.DONTWAIT)
+		if err != nil {
+			if !isAgain(err) {
+				if ok, suppressed := p.ackLog.Allow(time.Second); ok {
+					p.log.Error("zmq receive subscription failed", "endpoint", p.endpoint,
+						"err", err, "suppressed", suppressed)
+				}
+			}
+			return false
+		}
+		if len(frame) == 0 || frame[0] != 1 {
+			continue
+		}
+		if !p.subscribed {
+			p.subscribed = true
+			close(p.connected)
+		}
+		if topic, ok := ackRequest(frame[1:]); ok {
+			p.sendAck(frame[1:], topic)
+		}
+	}
+	return true
+}
+
+// sendAck answers one request. The socket applied the subscription before handing it to
+// us, so everything sent from now on reaches the requester.
+func (p *ZMQPublisher) sendAck(request []byte, topic string) {
+	env := Message{Topic: topic, Ack: true}.AppendEnvelope(nil)
+	_, err := p.sock.SendBytes(request, zmq.SNDMORE|zmq.DONTWAIT)
+	if err == nil {
+		_, err = p.sock.SendBytes(env, zmq.DONTWAIT)
+	}
+	if err != nil {
+		if ok, suppressed := p.ackLog.Allow(time.Second); ok {
+			p.log.Warn("zmq subscription acknowledgement failed", "topic", topic,
+				"endpoint", p.endpoint, "err", err, "suppressed", suppressed)
+		}
+		return
+	}
+	p.acks.Add(1)
 }

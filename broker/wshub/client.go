@@ -92,6 +92,9 @@ func (c *client) enqueue(f outFrame) {
 	}
 }
 
+// reply queues a reply frame of this connection's own.
+func (c *client) reply(frame []byte) { c.enqueue(outFrame{reply: frame, size: len(frame)}) }
+
 // next pops the oldest queued frame.
 func (c *client) next() (outFrame, bool) {
 	c.mu.Lock()

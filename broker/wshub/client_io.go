@@ -76,8 +76,9 @@ func (c *client) handle(data []byte) {
 		c.log.Debug("ignored subscribe without topic")
 		return
 	}
-	reply := c.hub.handleSubscribe(c, f.topic, f.auth)
-	c.enqueue(outFrame{reply: reply, size: len(reply)})
+	if refusal := c.hub.handleSubscribe(c, f.topic, f.auth); refusal != nil {
+		c.reply(refusal)
+	}
 }
 
 // writeLoop is the connection's only writer: queued frames, pings and the close frame.

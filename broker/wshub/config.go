@@ -19,6 +19,10 @@ const (
 	DefaultPingInterval = 25 * time.Second
 	DefaultPongTimeout  = 20 * time.Second
 	DefaultDrainTimeout = 2 * time.Second
+	// DefaultSubscribeAckTimeout bounds how long a first subscription to a topic waits for
+	// the publisher's acknowledgement before subscribesuccess is sent anyway. The wait is
+	// normally one round trip to the publisher; it runs out only when none is reachable.
+	DefaultSubscribeAckTimeout = 2 * time.Second
 
 	// MaxInboundBytes bounds a client frame; a subscribe frame is about 150 bytes.
 	MaxInboundBytes = 64 << 10
@@ -49,6 +53,10 @@ type Config struct {
 	PongTimeout   time.Duration
 	// DrainTimeout spreads the closes of Shutdown; zero means the default, negative none.
 	DrainTimeout time.Duration
+	// SubscribeAckTimeout bounds the wait for a publisher's acknowledgement of a new
+	// ZeroMQ subscription before subscribesuccess goes out; zero means the default,
+	// negative no wait (best effort, messages published right after may be lost).
+	SubscribeAckTimeout time.Duration
 
 	// HTTPClient performs doc-key lookups; nil means a client with keyLookupTimeout.
 	HTTPClient *http.Client
@@ -82,6 +90,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.DrainTimeout = DefaultDrainTimeout
 	case c.DrainTimeout < 0:
 		c.DrainTimeout = 0
+	}
+	switch {
+	case c.SubscribeAckTimeout == 0:
+		c.SubscribeAckTimeout = DefaultSubscribeAckTimeout
+	case c.SubscribeAckTimeout < 0:
+		c.SubscribeAckTimeout = 0
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: keyLookupTimeout}

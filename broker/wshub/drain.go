@@ -23,6 +23,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 
 	finished := make(chan struct{})
 	go func() {
+		// A connection upgraded just before draining began registers (or is refused
+		// with 1001) before its handshake ends; only then is conns complete.
+		h.handshakes.Wait()
 		h.conns.Wait()
 		close(finished)
 	}()

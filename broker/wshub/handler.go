@@ -64,13 +64,18 @@ func (h *Hub) checkOrigin(r *http.Request) bool {
 }
 
 func (h *Hub) serveWebsocket(upgrader *websocket.Upgrader, w http.ResponseWriter, r *http.Request) {
-	h.mu.RLock()
+	h.mu.Lock()
 	draining := h.draining
-	h.mu.RUnlock()
+	if !draining {
+		h.handshakes.Add(1)
+	}
+	h.mu.Unlock()
 	if draining {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	// Done runs after conns.Add below, so Shutdown never misses this connection.
+	defer h.handshakes.Done()
 	conn, err := upgrader.Upgrade(w, r, nil) // answers failed handshakes itself
 	if err != nil {
 		h.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)

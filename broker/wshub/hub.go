@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/broker/internal/ratelog"
@@ -23,19 +24,25 @@ type Hub struct {
 	ctx      context.Context // cancelled by Shutdown: aborts pending key lookups
 	cancel   context.CancelFunc
 	conns    sync.WaitGroup // client goroutines
+	// handshakes counts upgrades under way; Add only under mu while not draining, so that
+	// Shutdown can wait for connections that were accepted but not registered yet.
+	handshakes sync.WaitGroup
 
 	mu       sync.RWMutex
 	topics   map[string][]*client // copy-on-write: dispatch iterates without the lock
+	joining  map[string]int       // clients waiting for a topic's acknowledgement
 	clients  map[*client]struct{}
 	draining bool
 
 	// subMu serialises changes of the ZeroMQ subscriptions so that concurrent first
 	// subscribe / last unsubscribe of a topic always leave the socket matching the table.
+	// zmqTopics maps each subscribed topic to the channel closed by its acknowledgement.
 	subMu     sync.Mutex
-	zmqTopics map[string]bool
+	zmqTopics map[string]<-chan struct{}
 
 	counters  counters
 	apiErrLog ratelog.Limiter
+	ackLog    ratelog.Limiter
 }
 
 // New connects the hub's ZeroMQ subscriber; serve Handler to accept websockets.
@@ -45,7 +52,7 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger, topics: make(map[string][]*client),
-		clients: make(map[*client]struct{}), zmqTopics: make(map[string]bool)}
+		joining: make(map[string]int), clients: make(map[*client]struct{}), zmqTopics: make(map[string]<-chan struct{})}
 	h.keys = newKeyLookup(cfg.APIURL, cfg.SecretKey, cfg.HTTPClient)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.sub, err = broker.NewSubscriber(cfg.ZMQAddr, h.dispatch, broker.WithLogger(cfg.Logger))
@@ -70,21 +77,75 @@ func (h *Hub) register(c *client) bool {
 	return true
 }
 
-// subscribe adds c to topic's subscribers. It returns once the ZeroMQ socket watches topic,
-// so that the success reply is not sent before messages can flow.
+// subscribe adds c to topic's subscribers and queues the success reply. A first
+// subscription of topic on this worker waits until the publisher has acknowledged the
+// ZeroMQ subscription, so that every message published after the client got the reply
+// reaches it; without an acknowledgement within SubscribeAckTimeout (no publisher
+// reachable) it logs, counts and replies anyway, on a best effort basis.
+//
+// c joins the fan-out table and gets the reply in one critical section: every message
+// dispatched to it comes after subscribesuccess, as in the original, and every message
+// published after the client has seen subscribesuccess is dispatched to it.
 func (h *Hub) subscribe(c *client, topic string) error {
 	h.mu.Lock()
-	if _, ok := c.topics[topic]; !ok {
-		if len(c.topics) >= MaxTopicsPerClient {
-			h.mu.Unlock()
-			return errTooMany
-		}
+	if _, ok := c.topics[topic]; ok {
+		h.mu.Unlock()
+		c.reply(successFrame(topic, c.id))
+		return nil
+	}
+	if len(c.topics) >= MaxTopicsPerClient {
+		h.mu.Unlock()
+		return errTooMany
+	}
+	h.joining[topic]++
+	h.mu.Unlock()
+
+	acked, err := h.syncTopic(topic)
+	if err == nil {
+		h.awaitAck(c, topic, acked)
+	}
+
+	h.mu.Lock()
+	if h.joining[topic]--; h.joining[topic] == 0 {
+		delete(h.joining, topic)
+	}
+	if err == nil {
 		c.topics[topic] = struct{}{}
 		h.topics[topic] = append(slices.Clip(h.topics[topic]), c)
 		h.counters.subscriptions.Add(1)
+		c.reply(successFrame(topic, c.id))
 	}
 	h.mu.Unlock()
-	return h.syncTopic(topic)
+	if err != nil {
+		h.syncTopic(topic) // let go of a subscription nobody else wants
+	}
+	return err
+}
+
+// awaitAck waits for the acknowledgement of topic, for at most SubscribeAckTimeout and
+// only while c is open. It runs on c's reader goroutine, without any lock held.
+func (h *Hub) awaitAck(c *client, topic string, acked <-chan struct{}) {
+	select {
+	case <-acked:
+		return
+	default:
+	}
+	timeout := h.cfg.SubscribeAckTimeout
+	if timeout <= 0 {
+		return
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-acked:
+	case <-c.ctx.Done():
+	case <-timer.C:
+		h.counters.ackTimeouts.Add(1)
+		if ok, suppressed := h.ackLog.Allow(time.Second); ok {
+			h.log.Warn("no publisher acknowledged the subscription; answering subscribesuccess anyway",
+				"topic", topic, "waited", timeout, "zmqaddr", h.cfg.ZMQAddr, "suppressed", suppressed)
+		}
+	}
 }
 
 // unregister forgets a closed connection and its subscriptions (the original kept stale
@@ -106,32 +167,38 @@ func (h *Hub) unregister(c *client) {
 	h.counters.subscriptions.Add(-int64(len(topics)))
 	h.mu.Unlock()
 	for topic := range topics {
-		if err := h.syncTopic(topic); err != nil {
+		if _, err := h.syncTopic(topic); err != nil {
 			h.log.Debug("zmq unsubscribe", "topic", topic, "err", err)
 		}
 	}
 }
 
-// syncTopic makes the ZeroMQ subscription of topic match whether any client watches it.
-// It must not be called from dispatch, which runs on the subscriber's goroutine.
-func (h *Hub) syncTopic(topic string) error {
+// syncTopic makes the ZeroMQ subscription of topic match whether any client watches or
+// is joining it. While one does, it returns the channel closed by the subscription's
+// acknowledgement (the same one for every client of the topic). It must not be called from dispatch, which
+// runs on the subscriber's goroutine.
+func (h *Hub) syncTopic(topic string) (<-chan struct{}, error) {
 	h.subMu.Lock()
 	defer h.subMu.Unlock()
 	h.mu.RLock()
-	want := len(h.topics[topic]) > 0
+	want := len(h.topics[topic]) > 0 || h.joining[topic] > 0
 	h.mu.RUnlock()
-	if want == h.zmqTopics[topic] {
-		return nil
-	}
-	if want {
-		if err := h.sub.Subscribe(topic); err != nil {
-			return err
+	acked, have := h.zmqTopics[topic]
+	switch {
+	case want && have:
+		return acked, nil
+	case want:
+		acked, err := h.sub.SubscribeAck(topic)
+		if err != nil {
+			return nil, err
 		}
-		h.zmqTopics[topic] = true
-		return nil
+		h.zmqTopics[topic] = acked
+		return acked, nil
+	case have:
+		delete(h.zmqTopics, topic)
+		return nil, h.sub.Unsubscribe(topic)
 	}
-	delete(h.zmqTopics, topic)
-	return h.sub.Unsubscribe(topic)
+	return nil, nil
 }
 
 // dispatch fans one message out. It runs on the subscriber's goroutine and never blocks:

@@ -20,6 +20,7 @@ type counters struct {
 	authFailures     atomic.Uint64
 	unwatched        atomic.Uint64
 	badFrames        atomic.Uint64
+	ackTimeouts      atomic.Uint64 // subscriptions answered without the publisher's acknowledgement
 }
 
 // Stats is a snapshot of a hub's counters, served as JSON at /stats.
@@ -31,8 +32,9 @@ type Stats struct {
 	ZMQReceived        uint64 `json:"zmq_received"`
 	ZMQMalformed       uint64 `json:"zmq_malformed"`
 	// Unwatched counts messages that reached the worker for a topic none of its clients
-	// watches; ZeroMQ subscriptions keep it at 0 except for prefix collisions and races
-	// with the last client leaving.
+	// watches; ZeroMQ subscriptions keep it at 0 except for prefix collisions, races with
+	// the last client leaving, and messages sent just before the acknowledgement of a
+	// first client's subscription (the client joins at the acknowledgement).
 	Unwatched        uint64 `json:"unwatched"`
 	Delivered        uint64 `json:"delivered"`
 	Dropped          uint64 `json:"dropped"`
@@ -42,6 +44,11 @@ type Stats struct {
 	SlowClientCloses uint64 `json:"slow_client_closes"`
 	AuthFailures     uint64 `json:"auth_failures"`
 	BadClientFrames  uint64 `json:"bad_client_frames"`
+	// SubscribeAckTimeouts counts subscribe replies sent without the publisher's
+	// acknowledgement (none reachable within SubscribeAckTimeout); ZMQAcks counts the
+	// acknowledgement frames received.
+	SubscribeAckTimeouts uint64 `json:"subscribe_ack_timeouts"`
+	ZMQAcks              uint64 `json:"zmq_acks"`
 }
 
 // Stats returns the hub's counters.
@@ -66,6 +73,9 @@ func (h *Hub) Stats() Stats {
 		SlowClientCloses:   c.slowCloses.Load(),
 		AuthFailures:       c.authFailures.Load(),
 		BadClientFrames:    c.badFrames.Load(),
+
+		SubscribeAckTimeouts: c.ackTimeouts.Load(),
+		ZMQAcks:              sub.Acks,
 	}
 	s.Dropped = s.DroppedMsgtype + s.DroppedSlow + s.DroppedClosed
 	return s
@@ -101,5 +111,7 @@ func (h *Hub) newRegistry() *prometheus.Registry {
 	counter("bokeh_ws_slow_client_closes_total", "Connections closed for a full send queue or a write timeout.", nil, func(s Stats) float64 { return float64(s.SlowClientCloses) })
 	counter("bokeh_ws_auth_failures_total", "Refused subscriptions.", nil, func(s Stats) float64 { return float64(s.AuthFailures) })
 	counter("bokeh_ws_bad_client_frames_total", "Client frames that were not JSON objects with a msgtype.", nil, func(s Stats) float64 { return float64(s.BadClientFrames) })
+	counter("bokeh_ws_subscribe_ack_timeouts_total", "Subscriptions answered before any publisher acknowledged them.", nil, func(s Stats) float64 { return float64(s.SubscribeAckTimeouts) })
+	counter("bokeh_ws_zmq_acks_total", "Subscription acknowledgements received from ZeroMQ.", nil, func(s Stats) float64 { return float64(s.ZMQAcks) })
 	return reg
 }

@@ -9,10 +9,11 @@ import (
 	"github.com/bokeh-go/bokeh-server/broker"
 )
 
-// handleSubscribe applies the 0.8.2 rule (§5.3) and returns the reply frame: bokehplot
-// topics need the document's apikey or readonlyapikey, except public-mode overlay ids
-// (temporary-<hex>); every other kind is open. Failures answer an error frame and keep the
-// connection, where 0.8.x crashed the handler and dropped it (§8 item 3).
+// handleSubscribe applies the 0.8.2 rule (§5.3) and answers: bokehplot topics need the
+// document's apikey or readonlyapikey, except public-mode overlay ids (temporary-<hex>);
+// every other kind is open. It returns the error frame of a refusal, or nil when the
+// success reply is queued already (see Hub.subscribe). Failures keep the connection, where
+// 0.8.x crashed the handler and dropped it (§8 item 3).
 func (h *Hub) handleSubscribe(c *client, topic, auth string) []byte {
 	if !broker.ValidTopic(topic) {
 		h.counters.authFailures.Add(1)
@@ -31,7 +32,7 @@ func (h *Hub) handleSubscribe(c *client, topic, auth string) []byte {
 		c.log.Warn("zmq subscribe failed", "topic", topic, "err", err)
 		return errorFrame(topic, errShuttingDown)
 	}
-	return successFrame(topic, c.id)
+	return nil
 }
 
 // authorizePlot returns "" when auth grants the bokehplot value, else the error text.

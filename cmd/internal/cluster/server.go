@@ -111,6 +111,7 @@ type WorkerOptions struct {
 	SecretKey string
 	Prefix    string
 	Extra     []string
+	Port      int // listen port; 0 picks a free one
 }
 
 // Worker is a running ws-worker.
@@ -125,7 +126,10 @@ func StartWorker(tb testing.TB, b Binaries, o WorkerOptions) *Worker {
 	if o.SecretKey == "" {
 		o.SecretKey = "cluster-test-secret"
 	}
-	w := &Worker{Port: FreePort(tb)}
+	w := &Worker{Port: o.Port}
+	if w.Port == 0 {
+		w.Port = FreePort(tb)
+	}
 	args := []string{"--ip", "127.0.0.1", "--ws-port", strconv.Itoa(w.Port), "--zmqaddr", o.ZMQAddr,
 		"--api-url", o.APIRoot, "--secret-key", o.SecretKey}
 	if o.Prefix != "" {
