@@ -38,8 +38,10 @@ type Server struct {
 // Option configures Start.
 type Option func(*Server)
 
-// WithAOF turns on the append-only file (fsync every second), so data survives Stop and
-// Restart; after Kill the last second of writes may be lost, as with a real crash.
+// WithAOF turns on the append-only file, fsynced before each reply, so every acknowledged
+// write survives Stop, Kill and Restart. (With everysec, a redis whose fsync stalls replies
+// before writing, and a kill -9 then loses acknowledged writes: a property of redis, not of
+// the server under test.)
 func WithAOF() Option { return func(s *Server) { s.aof = true } }
 
 // Start starts redis-server on a free port and waits until it answers PING. The server is
@@ -123,7 +125,7 @@ func (s *Server) start() error {
 		"--loglevel", "warning",
 	}
 	if s.aof {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
