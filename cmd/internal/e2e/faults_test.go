@@ -130,15 +130,17 @@ func TestFaultRedisRestartMidStream(t *testing.T) {
 					t.Fatalf("managed redis-server children: %v", pids)
 				}
 				redisPid = pids[0]
-				if err := syscall.Kill(redisPid, syscall.SIGKILL); err != nil {
+				// A restart, not a crash: the managed redis fsyncs its append-only file every
+				// second (as the issue asks), so a kill -9 during an fsync stall could lose
+				// acknowledged writes inside redis itself. The external case above kills.
+				if err := syscall.Kill(redisPid, syscall.SIGTERM); err != nil {
 					t.Fatal(err)
 				}
-				waitGone(t, pids, "managed redis after kill -9")
+				waitGone(t, pids, "managed redis after SIGTERM")
 			},
 			up: func(t *testing.T) {
-				// Does bokeh-server notice and bring its redis back? Watch for a while.
-				const watch = 2 * time.Second
-				deadline := time.Now().Add(watch)
+				// bokeh-server supervises its redis and must bring it back by itself.
+				deadline := time.Now().Add(30 * time.Second)
 				for time.Now().Before(deadline) {
 					if pids := childrenNamed(s.Pid(), "redis-server"); len(pids) > 0 {
 						t.Logf("bokeh-server restarted its managed redis (pid %d, was %d)", pids[0], redisPid)
@@ -147,9 +149,8 @@ func TestFaultRedisRestartMidStream(t *testing.T) {
 					time.Sleep(50 * time.Millisecond)
 				}
 				ready := apitest.Get(t, s.Base+"/readyz", nil)
-				t.Logf("FINDING: bokeh-server does not restart its managed redis after kill -9: no redis-server child %v later; the API stays up, /readyz answers %d %q; its log says: %q. Restarting bokeh-server (which starts redis again from its append-only file).",
-					watch, ready.Status, strings.TrimSpace(string(ready.Body)), logLine(s.Proc, "storage unavailable"))
-				s.Restart(t)
+				t.Fatalf("bokeh-server did not restart its managed redis; /readyz %d %q; log: %q",
+					ready.Status, strings.TrimSpace(string(ready.Body)), logLine(s.Proc, "managed redis"))
 			}})
 	})
 }
