@@ -24,7 +24,7 @@ import (
 // Limits of the browser helpers; every wait is bounded.
 const (
 	startWait    = 30 * time.Second
-	navigateWait = 20 * time.Second
+	navigateWait = 40 * time.Second
 	actionWait   = 10 * time.Second
 )
 

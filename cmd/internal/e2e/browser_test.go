@@ -25,8 +25,8 @@ import (
 // Bounds of the browser scenarios. Nothing asserts on elapsed time; these only stop a
 // broken page from hanging the test.
 const (
-	renderWait = 15 * time.Second // page load until the plot is drawn
-	updateWait = 10 * time.Second // bulkupsert until the page shows the new data
+	renderWait = 30 * time.Second // page load until the plot is drawn
+	updateWait = 20 * time.Second // bulkupsert until the page shows the new data
 	plotPoints = 60
 	newPhase   = 1.0 // the phase of the streamed update (the stored plot has phase 0)
 )
@@ -507,6 +507,7 @@ func (bt *browserTest) urlPrefix(t *testing.T) {
 	p := bt.b.NewPage(t, "prefix-index")
 	p.Navigate(s.Root)
 	p.WaitFor("index lists the document", `location.pathname === "/plots/bokeh/" && /prefixed-plot/.test(document.getElementById("PlotPane").textContent)`, renderWait)
+	waitSubscribed(t, p) // the list loads over HTTP before its topic subscription is confirmed
 	// A new document appears in the open list (docchange on bokehuser:defaultuser).
 	apitest.NewPyClient(s.Root).UseDoc(t, "prefixed-later")
 	p.WaitFor("new document listed", `/prefixed-later/.test(document.getElementById("PlotPane").textContent)`, updateWait)
