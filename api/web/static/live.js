@@ -16,7 +16,8 @@
   }
   var $ = Bokeh.$;
   var serverutils = Bokeh.require("server/serverutils");
-  var live = window.BokehLive = { state: "connecting", reconnects: 0, reloads: 0 };
+  // subscribed: the topics the worker confirmed (subscribesuccess) on the current socket.
+  var live = window.BokehLive = { state: "connecting", reconnects: 0, reloads: 0, subscribed: {} };
   var unloading = false;
   var backoffFirst = 250, backoffMax = 10000;
   var confirmWait = 3000; // reload anyway if a subscription is not confirmed by then
@@ -100,6 +101,7 @@
       w._connected = opened;
       w.connected = opened.promise();
       w.s = s;
+      live.subscribed = {};
       // Where the page is connected now (BokehJS only sets these for the first socket).
       w.ws_conn_string = url;
       Bokeh.Config.ws_conn_string = url;
@@ -168,11 +170,28 @@
     });
   }
 
+  // recordSubscriptions notes each subscribesuccess in live.subscribed, so that a page (or a
+  // test) can tell when updates of a topic will reach it; the document list, for one, has no
+  // other sign (BokehJS only sets Config.clientid for plot topics).
+  function recordSubscriptions(w) {
+    var inner = w.onmessage;
+    w.onmessage = function (msg) {
+      var data = String(msg.data), i = data.indexOf(":");
+      i = data.indexOf(":", i + 1);
+      if (i > 0 && data.indexOf("subscribesuccess", i) > 0) {
+        live.subscribed[data.substring(0, i)] = true;
+      }
+      return inner.apply(this, arguments);
+    };
+    w.s.onmessage = w.onmessage;
+  }
+
   function watch(w) {
     var s = w.s;
     if (!s) {
       return;
     }
+    recordSubscriptions(w);
     followUser(w);
     var onopen = s.onopen;
     s.onopen = function () {

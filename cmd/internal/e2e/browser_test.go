@@ -507,7 +507,8 @@ func (bt *browserTest) urlPrefix(t *testing.T) {
 	p := bt.b.NewPage(t, "prefix-index")
 	p.Navigate(s.Root)
 	p.WaitFor("index lists the document", `location.pathname === "/plots/bokeh/" && /prefixed-plot/.test(document.getElementById("PlotPane").textContent)`, renderWait)
-	waitSubscribed(t, p) // the list loads over HTTP before its topic subscription is confirmed
+	// The list loads over HTTP before the worker confirms its topic; live.js records that.
+	p.WaitFor("list subscribed", `window.BokehLive && window.BokehLive.subscribed["bokehuser:defaultuser"] === true`, renderWait)
 	// A new document appears in the open list (docchange on bokehuser:defaultuser).
 	apitest.NewPyClient(s.Root).UseDoc(t, "prefixed-later")
 	p.WaitFor("new document listed", `/prefixed-later/.test(document.getElementById("PlotPane").textContent)`, updateWait)
