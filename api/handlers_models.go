@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -13,8 +14,10 @@ import (
 	"github.com/bokeh-go/bokeh-server/storage/rawjson"
 )
 
-// jsonBytes writes a JSON response that is already encoded.
+// jsonBytes writes a JSON response that is already encoded. With its length known the
+// body goes out in one write, not in chunks.
 func jsonBytes(c echo.Context, body []byte) error {
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
 }
 

@@ -5,6 +5,7 @@ package rawjson
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -161,8 +162,10 @@ func (s *scanner) digits() error {
 func skipDigits(d []byte, i int) int {
 	for i+8 <= len(d) {
 		x := binary.LittleEndian.Uint64(d[i:])
-		if (x|(x-0x3030303030303030)|(x+0x4646464646464646))&0x8080808080808080 != 0 {
-			break
+		if m := (x | (x - 0x3030303030303030) | (x + 0x4646464646464646)) & 0x8080808080808080; m != 0 {
+			// Bytes below the first non-digit are digits and cause no borrow or carry, so
+			// the lowest marked byte is exactly the first non-digit.
+			return i + bits.TrailingZeros64(m)/8
 		}
 		i += 8
 	}
@@ -219,6 +222,7 @@ func (s *scanner) str() (raw []byte, escaped bool, err error) {
 	i := start
 	nonASCII := false
 	for {
+		i = skipPlainString(d, i)
 		if i >= len(d) {
 			s.pos = i
 			return nil, false, s.errorf("unterminated string")

@@ -5,19 +5,39 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // unescape decodes the contents of a JSON string literal that contains escapes. Invalid
 // escapes (only possible in unvalidated stored text) become U+FFFD instead of panicking.
 func unescape(raw []byte) string {
-	out := make([]byte, 0, len(raw))
+	out := appendUnescaped(make([]byte, 0, len(raw)), raw)
+	if len(out) == 0 {
+		return ""
+	}
+	// out is never written again: the string can share it instead of copying it.
+	return unsafe.String(&out[0], len(out))
+}
+
+// AppendUnescaped appends the decoded contents of a validated string literal: raw is what
+// lies between its quotes (for instance a string member's Field value without its first
+// and last byte). Unlike String it neither validates nor makes a string, so a large text
+// is decoded in one pass straight into dst. Escapes only ever shrink, so dst may share
+// raw's memory as long as it ends at or before raw's start: decoding then writes at or
+// before where it reads.
+func AppendUnescaped(dst, raw []byte) []byte { return appendUnescaped(dst, raw) }
+
+// appendUnescaped appends the decoded contents of raw (between the quotes).
+func appendUnescaped(out, raw []byte) []byte {
 	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
+		// Copy the run up to the next backslash at once.
+		j := bytes.IndexByte(raw[i:], '\\')
+		if j < 0 {
+			out = append(out, raw[i:]...)
+			break
 		}
-		i++
+		out = append(out, raw[i:i+j]...)
+		i += j + 1
 		if i >= len(raw) {
 			out = utf8.AppendRune(out, utf8.RuneError)
 			break
@@ -54,7 +74,7 @@ func unescape(raw []byte) string {
 			out = append(out, raw[i])
 		}
 	}
-	return string(out)
+	return out
 }
 
 func hex4(b []byte) rune {
@@ -136,16 +156,37 @@ func Sanitize(data []byte) []byte {
 	return append(out, data[last:]...)
 }
 
+// AppendText appends b as a JSON string literal escaping only what JSON requires ('"',
+// '\\' and control characters) and U+2028/U+2029, with invalid UTF-8 replaced by U+FFFD:
+// for text that never sits inside HTML, such as the broker's envelopes, where a large
+// payload is escaped on every publish.
+func AppendText(dst, b []byte) []byte {
+	if len(b) == 0 {
+		return append(dst, `""`...)
+	}
+	return appendString(dst, unsafe.String(&b[0], len(b)), false)
+}
+
 // AppendString appends s as a JSON string literal. It escapes what JSON requires plus '<',
 // '>' and '&' (so text can sit inside HTML script elements) and U+2028/U+2029.
-func AppendString(dst []byte, s string) []byte {
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s, true) }
+
+func appendString(dst []byte, s string, html bool) []byte {
 	const hexDigits = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if html {
+			i = skipPlainOutput(s, i)
+		} else {
+			i = skipPlainText(s, i)
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' && (!html || c != '<' && c != '>' && c != '&') {
 				i++
 				continue
 			}

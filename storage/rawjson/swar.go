@@ -1,0 +1,61 @@
+package rawjson
+
+import (
+	"encoding/binary"
+	"unsafe"
+)
+
+// Eight bytes at a time (SWAR): long strings, such as a modelpush embedded in a broker
+// envelope, are mostly bytes that need no attention, so the string scanner, the unescaper
+// and the escaper skip words of such bytes and look at single bytes only near the others.
+
+const (
+	lsbs = 0x0101010101010101
+	msbs = 0x8080808080808080
+)
+
+// plainString is true when none of the eight bytes of w ends or escapes a string literal
+// or needs a second look: no '"', '\\', control character (< 0x20) or non-ASCII byte.
+//
+// A byte below the subtrahend makes its difference borrow into the high bit; bytes that
+// pass (0x20 to 0x7f, not the two specials) never do, and never borrow from the next byte.
+// So the lowest byte that needs attention always shows, and a word without one shows none
+// (what lies above such a byte does not matter: the caller looks at bytes from there on).
+func plainString(w uint64) bool {
+	return (w|(w-lsbs*0x20)|((w^(lsbs*'"'))-lsbs)|((w^(lsbs*'\\'))-lsbs))&msbs == 0
+}
+
+// plainOutput is plainString that also refuses the bytes AppendString escapes for HTML:
+// '<', '>' and '&'.
+func plainOutput(w uint64) bool {
+	return (w|(w-lsbs*0x20)|((w^(lsbs*'"'))-lsbs)|((w^(lsbs*'\\'))-lsbs)|
+		((w^(lsbs*'<'))-lsbs)|((w^(lsbs*'>'))-lsbs)|((w^(lsbs*'&'))-lsbs))&msbs == 0
+}
+
+// skipPlainString returns the index of the first word at or after i that is not
+// plainString (or of the last, partial word).
+func skipPlainString(d []byte, i int) int {
+	// Two words per step: their tests are independent, so they overlap in the CPU.
+	for i+16 <= len(d) && plainString(binary.LittleEndian.Uint64(d[i:])) &&
+		plainString(binary.LittleEndian.Uint64(d[i+8:])) {
+		i += 16
+	}
+	for i+8 <= len(d) && plainString(binary.LittleEndian.Uint64(d[i:])) {
+		i += 8
+	}
+	return i
+}
+
+func skipPlainOutput(s string, i int) int {
+	// s is only read: viewing it as bytes lets each word be one load.
+	d := unsafe.Slice(unsafe.StringData(s), len(s))
+	for i+8 <= len(d) && plainOutput(binary.LittleEndian.Uint64(d[i:])) {
+		i += 8
+	}
+	return i
+}
+
+func skipPlainText(s string, i int) int {
+	d := unsafe.Slice(unsafe.StringData(s), len(s))
+	return skipPlainString(d, i)
+}
