@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/bokeh-go/bokeh-server/storage/rawjson"
 )
@@ -31,6 +32,10 @@ type Message struct {
 	// Ack marks a subscription acknowledgement that a ZMQPublisher sends to a Subscriber
 	// (see AckTopic); it is never delivered to websocket clients.
 	Ack bool
+	// Frame, when not nil, is the websocket frame Topic + ":" + Payload, with Payload its
+	// tail: a Subscriber decodes envelopes straight into this form so that a worker need
+	// not copy a large payload again to frame it. Publishers ignore it.
+	Frame []byte
 }
 
 // AppendEnvelope appends the §5.6 envelope {"topic", "msg", "exclude"}, with the payload
@@ -39,7 +44,8 @@ func (m Message) AppendEnvelope(dst []byte) []byte {
 	dst = append(dst, `{"topic": `...)
 	dst = rawjson.AppendString(dst, m.Topic)
 	dst = append(dst, `, "msg": `...)
-	dst = rawjson.AppendString(dst, string(m.Payload))
+	// JSON escapes only (no HTML ones): the envelope is read by workers, never by a page.
+	dst = rawjson.AppendText(dst, m.Payload)
 	dst = append(dst, `, "exclude": [`...)
 	for i, id := range m.Exclude {
 		if i > 0 {
@@ -53,22 +59,31 @@ func (m Message) AppendEnvelope(dst []byte) []byte {
 	return append(dst, "]}"...)
 }
 
-// ParseEnvelope decodes a §5.6 envelope (and the "ack" marker of acknowledgements).
-func ParseEnvelope(b []byte) (Message, error) {
+// ParseEnvelope decodes a §5.6 envelope (and the "ack" marker of acknowledgements). b is
+// not modified and the result does not share it.
+func ParseEnvelope(b []byte) (Message, error) { return parseEnvelope(b, false) }
+
+// parseEnvelope is ParseEnvelope; with inPlace it decodes the payload inside b itself, which
+// the caller gives up: the result's Frame (and Payload, its tail) are then a slice of b.
+// The envelope is validated in one pass and the payload decoded in a second, with no copy
+// in between: for a large modelpush this is most of a worker's work per message.
+func parseEnvelope(b []byte, inPlace bool) (Message, error) {
 	fields, _, err := rawjson.Fields(b)
 	if err != nil {
 		return Message{}, fmt.Errorf("envelope: %w", err)
 	}
 	var m Message
-	var haveTopic, haveMsg bool
+	var haveTopic bool
+	var msg []byte // the payload's string literal, decoded last (in place it overwrites b)
 	for _, f := range fields {
 		switch f.Key {
 		case "topic":
 			m.Topic, haveTopic = rawjson.String(f.Value)
 		case "msg":
-			var s string
-			s, haveMsg = rawjson.String(f.Value)
-			m.Payload = []byte(s)
+			msg = nil
+			if len(f.Value) > 0 && f.Value[0] == '"' {
+				msg = f.Value
+			}
 		case "exclude":
 			elems, _, err := rawjson.Elements(f.Value)
 			if err != nil {
@@ -85,13 +100,41 @@ func ParseEnvelope(b []byte) (Message, error) {
 			m.Ack = string(f.Value) == "true"
 		}
 	}
-	if !haveTopic || !haveMsg {
+	if !haveTopic || msg == nil {
 		return Message{}, errors.New("envelope: topic and msg must be strings")
 	}
 	if !ValidTopic(m.Topic) {
 		return Message{}, fmt.Errorf("envelope: topic %q is not <kind>:<value>", m.Topic)
 	}
+	// The frame starts len(topic)+1 bytes before the literal's contents, so that decoding
+	// writes at or before the position it reads (escapes only ever shrink) and the frame
+	// prefix only overwrites envelope text already decoded above. Otherwise (an envelope
+	// with "msg" first, or a copy wanted) the frame gets a buffer of its own.
+	raw := msg[1 : len(msg)-1]
+	var frame []byte
+	if off := msgOffset(b, raw); inPlace && off >= len(m.Topic)+1 {
+		start := off - len(m.Topic) - 1
+		frame = b[start:start:len(b)]
+	} else {
+		frame = make([]byte, 0, len(m.Topic)+1+len(raw))
+	}
+	frame = append(append(frame, m.Topic...), ':')
+	frame = rawjson.AppendUnescaped(frame, raw)
+	m.Frame = frame[:len(frame):len(frame)]
+	m.Payload = m.Frame[len(m.Topic)+1:]
 	return m, nil
+}
+
+// msgOffset is the index of sub within b, or -1 when sub is not a slice of b.
+func msgOffset(b, sub []byte) int {
+	if len(sub) == 0 || len(b) == 0 {
+		return -1
+	}
+	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(sub))) - uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+	if off < 0 || off > len(b)-len(sub) {
+		return -1
+	}
+	return off
 }
 
 // ValidTopic reports whether topic has the form <kind>:<value> with exactly one colon, the

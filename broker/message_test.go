@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/bokeh-go/bokeh-server/storage/rawjson"
 )
 
 func TestEnvelopeRoundTrip(t *testing.T) {
@@ -94,5 +96,47 @@ func FuzzParseEnvelope(f *testing.F) {
 		if again.Topic != m.Topic || string(again.Payload) != string(m.Payload) || !slices.Equal(again.Exclude, m.Exclude) || again.Ack != m.Ack {
 			t.Fatalf("round trip changed %+v into %+v", m, again)
 		}
+		// Decoding in place (as the subscriber does) gives the same message.
+		inPlace, err := parseEnvelope(append([]byte(nil), data...), true)
+		if err != nil || inPlace.Topic != m.Topic || string(inPlace.Payload) != string(m.Payload) ||
+			string(inPlace.Frame) != m.Topic+":"+string(m.Payload) || !slices.Equal(inPlace.Exclude, m.Exclude) || inPlace.Ack != m.Ack {
+			t.Fatalf("in-place decoding of %q: %+v, %v; want %+v", data, inPlace, err, m)
+		}
 	})
 }
+
+// TestParseEnvelopeInPlace checks the subscriber's decoding, which overwrites the envelope
+// with the frame: same result as ParseEnvelope, whatever the member order and escapes.
+func TestParseEnvelopeInPlace(t *testing.T) {
+	payloads := []string{"", "plain", `{"msgtype": "modelpush", "a": "q\"b\\s/"}`, "nl\n\ttab \u2028 é 🙂 <&>",
+		strings.Repeat(`{"x": [1.5, 2.5], "s": "\""}, `, 300)}
+	for _, p := range payloads {
+		in := Message{Topic: PlotTopic("doc-1"), Payload: []byte(p), Exclude: []string{"c1"}}
+		envs := []string{
+			string(in.AppendEnvelope(nil)),
+			// Other encoders may order the members differently.
+			`{"msg": ` + strconvQuote(p) + `, "exclude": ["c1"], "topic": "bokehplot:doc-1"}`,
+			`{"exclude": ["c1"], "topic": "bokehplot:doc-1", "msg": ` + strconvQuote(p) + `}`,
+		}
+		for _, env := range envs {
+			want, err := ParseEnvelope([]byte(env))
+			if err != nil {
+				t.Fatalf("ParseEnvelope(%s): %v", env, err)
+			}
+			if string(want.Frame) != in.Topic+":"+p {
+				t.Fatalf("frame of %s: %q", env, want.Frame)
+			}
+			buf := []byte(env)
+			got, err := parseEnvelope(buf, true)
+			if err != nil {
+				t.Fatalf("in place %s: %v", env, err)
+			}
+			if got.Topic != want.Topic || string(got.Payload) != p || string(got.Frame) != string(want.Frame) ||
+				!slices.Equal(got.Exclude, want.Exclude) {
+				t.Fatalf("in place %s: got %+v", env, got)
+			}
+		}
+	}
+}
+
+func strconvQuote(s string) string { return string(rawjson.AppendString(nil, s)) }

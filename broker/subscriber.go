@@ -26,6 +26,8 @@ import (
 type Subscriber struct {
 	addr    string
 	deliver func(Message)
+	batch   func([]Message) bool // WithBatchDelivery
+	pending []Message            // owned by run: messages taken, not yet handed to batch
 	log     *slog.Logger
 
 	sock      *zmq.Socket // owned by run
@@ -82,7 +84,7 @@ type SubscriberStats struct {
 // block and must not call Subscribe or Unsubscribe (they wait for that goroutine).
 func NewSubscriber(addr string, deliver func(Message), opts ...Option) (*Subscriber, error) {
 	o := buildOptions(opts)
-	s := &Subscriber{addr: addr, deliver: deliver, log: o.log,
+	s := &Subscriber{addr: addr, deliver: deliver, batch: o.batch, log: o.log,
 		topics: make(map[string]*subState), ackWanted: make(map[string]string),
 		nonce: rand.Uint64(), stopped: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if err := s.open(o); err != nil {

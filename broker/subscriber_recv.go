@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"runtime"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -9,7 +10,17 @@ import (
 // receive takes the messages waiting on the SUB socket until EAGAIN, or recvBatch of them;
 // then it asks to be called again, so that requests are not starved by a flood.
 func (s *Subscriber) receive() {
+	batchBytes := 0
 	for range recvBatch {
+		if batchBytes >= yieldBytes {
+			// Let the goroutines that write what was delivered run before more is taken:
+			// with one CPU, a backlog of large messages taken in one go would otherwise
+			// pile up in the clients' send queues and trip their limits.
+			if !s.flush() {
+				runtime.Gosched()
+			}
+			batchBytes = 0
+		}
 		parts, err := s.sock.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
 			if !isAgain(err) {
@@ -17,11 +28,31 @@ func (s *Subscriber) receive() {
 					s.log.Error("zmq receive failed", "addr", s.addr, "err", err, "suppressed", suppressed)
 				}
 			}
+			s.flush()
 			return
 		}
 		s.handle(parts)
+		for _, p := range parts {
+			batchBytes += len(p)
+		}
 	}
+	s.flush()
 	s.watch.notify()
+}
+
+// flush hands the messages taken to a batch callback; when the callback reports a backlog
+// it pauses (see backlogPause) and reports true.
+func (s *Subscriber) flush() (paused bool) {
+	if len(s.pending) == 0 {
+		return false
+	}
+	backlog := s.batch(s.pending)
+	clear(s.pending) // let the payloads go
+	s.pending = s.pending[:0]
+	if backlog {
+		time.Sleep(backlogPause)
+	}
+	return backlog
 }
 
 func (s *Subscriber) handle(parts [][]byte) {
@@ -31,6 +62,9 @@ func (s *Subscriber) handle(parts [][]byte) {
 		return
 	}
 	if isAckTopic(parts[0]) {
+		// Messages before the acknowledgement go out before it is seen: a client waiting
+		// for it must not get them.
+		s.flush()
 		s.handleAck(parts)
 		return
 	}
@@ -40,7 +74,8 @@ func (s *Subscriber) handle(parts [][]byte) {
 		s.filtered.Add(1)
 		return
 	}
-	m, err := ParseEnvelope(parts[1])
+	// The frame is ours (ZeroMQ's data was copied into it): decode it in place.
+	m, err := parseEnvelope(parts[1], true)
 	if err != nil {
 		s.bad("malformed envelope", len(parts[1]), err)
 		return
@@ -50,6 +85,10 @@ func (s *Subscriber) handle(parts [][]byte) {
 		return
 	}
 	s.delivered.Add(1) // first, so that whoever sees the message sees the count
+	if s.batch != nil {
+		s.pending = append(s.pending, m)
+		return
+	}
 	s.deliver(m)
 }
 

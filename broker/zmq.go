@@ -47,6 +47,13 @@ const (
 	// recvBatch bounds how many messages a subscriber takes per wake-up, so control
 	// requests are not starved by a flood.
 	recvBatch = 256
+	// yieldBytes is how much a subscriber delivers before it lets other goroutines (the
+	// websocket writers) run, within one batch.
+	yieldBytes = 512 << 10
+	// backlogPause is how long a subscriber waits after a batch its receiver could not
+	// write at once (WithBatchDelivery). A yield would not do: the Go scheduler does not
+	// look for goroutines whose sockets became writable while another one is runnable.
+	backlogPause = 100 * time.Microsecond
 )
 
 // ErrClosed is returned by operations on a closed Subscriber.
@@ -56,11 +63,25 @@ var ErrClosed = errors.New("broker: closed")
 type Option func(*options)
 
 type options struct {
+	batch       func([]Message) bool
 	queueSize   int
 	hwm         int
 	linger      time.Duration
 	connectWait time.Duration
 	log         *slog.Logger
+}
+
+// WithBatchDelivery makes a Subscriber hand over the messages it takes in one go (those
+// that arrived while it was busy, in arrival order) in one call of deliver instead of one
+// call each, so that a websocket worker can write them to a connection together. The slice
+// is reused once deliver returns; the messages themselves may be kept. The callback given
+// to NewSubscriber is then not used.
+//
+// deliver reports whether the receiver is backed up (it had to queue frames for goroutines
+// that write them); the subscriber then pauses for backlogPause before it takes more, so
+// that those goroutines, which may be waiting for their sockets, get to run.
+func WithBatchDelivery(deliver func([]Message) (backlog bool)) Option {
+	return func(o *options) { o.batch = deliver }
 }
 
 // WithQueueSize sets the publisher's in-process queue length (messages).

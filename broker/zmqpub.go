@@ -142,7 +142,7 @@ func (p *ZMQPublisher) Publish(m Message) {
 	m.Ack = false // acknowledgements come from the socket goroutine only
 	// Encoding here, not in the socket goroutine, copies the payload before the caller can
 	// reuse it and spreads the encoding cost over the publishing goroutines.
-	buf := make([]byte, 0, len(m.Topic)+len(m.Payload)+len(m.Payload)/8+64)
+	buf := getBuffer(len(m.Topic) + len(m.Payload) + len(m.Payload)/8 + 64)
 	buf = append(buf, m.Topic...)
 	buf = m.AppendEnvelope(buf)
 	out := outgoing{buf: buf, split: len(m.Topic)}
@@ -151,12 +151,38 @@ func (p *ZMQPublisher) Publish(m Message) {
 	defer p.mu.RUnlock()
 	if p.closed {
 		p.drop("publisher closed", m.Topic)
+		putBuffer(buf)
 		return
 	}
 	select {
 	case p.queue <- out:
 	default:
 		p.drop("queue full", m.Topic)
+		putBuffer(buf)
+	}
+}
+
+// Envelope buffers are reused: ZeroMQ copies what it is given to send, so a buffer is free
+// again as soon as send returns. A stream of large modelpushes would otherwise allocate
+// (and collect) one envelope per message.
+var bufferPool sync.Pool // of *[]byte
+
+// maxPooledBuffer bounds the buffers kept for reuse.
+const maxPooledBuffer = 4 << 20
+
+func getBuffer(size int) []byte {
+	if bp, ok := bufferPool.Get().(*[]byte); ok {
+		if cap(*bp) >= size {
+			return (*bp)[:0]
+		}
+		bufferPool.Put(bp) // too small for this one: leave it for a smaller message
+	}
+	return make([]byte, 0, size)
+}
+
+func putBuffer(b []byte) {
+	if cap(b) <= maxPooledBuffer {
+		bufferPool.Put(&b)
 	}
 }
 
@@ -231,6 +257,7 @@ func (p *ZMQPublisher) sendQueued() int {
 }
 
 func (p *ZMQPublisher) send(out outgoing) {
+	defer putBuffer(out.buf)
 	topic := out.buf[:out.split]
 	// DONTWAIT: an XPUB socket normally drops rather than blocks, but never risk stalling
 	// the only goroutine that drains the queue.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -16,47 +17,122 @@ var errTooMany = errors.New(errTooManyTopics)
 // keptQueueCap is the largest send-queue array kept between bursts (frames, not bytes).
 const keptQueueCap = 64
 
-// outFrame is one queued text frame: a fan-out frame shared by all its recipients, or a
-// reply of this connection's own.
+// outFrame is one queued frame: head (a header, or nil) followed by data. A frame fanned
+// out to many connections is encoded once, header included, and shared; a connection's own
+// frames (replies, a single recipient's fan-out frame, pongs) keep the payload as it is and
+// get a header of their own.
 type outFrame struct {
-	prepared *websocket.PreparedMessage
-	reply    []byte
-	size     int
-	fanout   bool
+	head   []byte
+	data   []byte
+	size   int // what the frame counts against the queue limit
+	fanout bool
+	rest   bool // the rest of a frame partly written already: nothing may go before it
 }
 
-// client is one websocket connection. Its reader goroutine handles subscribe frames; its
-// writer goroutine is the only one that writes, fed by a queue bounded in bytes so that a
-// slow browser is closed instead of slowing anyone else (§8 item 13).
+// textFrame is a frame of this connection's own carrying text.
+func textFrame(text []byte, fanout bool) outFrame {
+	return outFrame{head: appendHeader(make([]byte, 0, maxHeader), opText, len(text)), data: text,
+		size: len(text), fanout: fanout}
+}
+
+// client is one websocket connection. Its reader goroutine reads the client's frames and
+// has each handled (a subscribe) on a goroutine of its own. A writer goroutine, the only one
+// that writes besides dispatch's direct writes, runs while there is something to write:
+// queued frames (a queue bounded in bytes, so that a slow browser is closed instead of
+// slowing anyone else, §8 item 13), a ping or the close. An idle connection thus costs one
+// goroutine and its buffers; pings come from the hub's pinger.
 type client struct {
-	id     string
-	hub    *Hub
-	conn   *websocket.Conn
-	log    *slog.Logger
-	ctx    context.Context // ends when the connection closes
-	cancel context.CancelFunc
+	id   string
+	hub  *Hub
+	conn *websocket.Conn
+	slot uint8 // the hub's pinger pings the connection in this slot of PingInterval
 
-	topics map[string]struct{} // guarded by hub.mu
+	topics []string // guarded by hub.mu; usually one or two
 
-	mu        sync.Mutex
-	queue     []outFrame // frames to write are queue[head:]
-	head      int
-	queued    int // bytes queued or being written
-	closing   bool
-	code      int
-	reason    string
-	peerGone  bool          // no close frame can or need be sent
-	wake      chan struct{} // capacity 1: the writer has something to do
-	done      chan struct{} // closed when closing starts
+	mu       sync.Mutex
+	queue    []outFrame // frames to write are queue[head:]
+	head     int
+	queued   int  // bytes queued or being written
+	writing  bool // a writer goroutine runs (for good once closing)
+	pingDue  bool
+	closing  bool
+	code     int
+	reason   string
+	peerGone bool            // no close frame can or need be sent
+	ended    int             // of the reader and the writer's close; at 2 the connection is gone
+	raw      syscall.RawConn // the socket, for direct writes (see deliver); set by whoever writes
+	// cancelHandling cancels the context of the frame being handled (a subscribe's key
+	// lookup and acknowledgement wait) when the connection closes.
+	cancelHandling context.CancelFunc
+
 	readerEnd chan struct{} // closed when the reader has stopped
 }
 
 func newClient(h *Hub, conn *websocket.Conn, id string) *client {
-	c := &client{id: id, hub: h, conn: conn, topics: make(map[string]struct{}),
-		wake: make(chan struct{}, 1), done: make(chan struct{}), readerEnd: make(chan struct{}),
-		log: h.log.With("client", id, "remote", conn.RemoteAddr().String())}
-	c.ctx, c.cancel = context.WithCancel(h.ctx)
-	return c
+	return &client{id: id, hub: h, conn: conn, readerEnd: make(chan struct{}),
+		slot: uint8(h.slots.Add(1) % uint32(h.pingSlots()))}
+}
+
+// handlingContext returns the context for handling one client frame; it ends when the
+// connection closes (or the hub shuts down). The caller calls done afterwards.
+func (c *client) handlingContext() (ctx context.Context, done func()) {
+	ctx, cancel := context.WithCancel(c.hub.ctx)
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		cancel()
+		return ctx, func() {}
+	}
+	c.cancelHandling = cancel
+	c.mu.Unlock()
+	return ctx, func() {
+		c.mu.Lock()
+		c.cancelHandling = nil
+		c.mu.Unlock()
+		cancel()
+	}
+}
+
+// logger is the connection's logger, made when needed: connections are many, log lines
+// about one are few.
+func (c *client) logger() *slog.Logger {
+	return c.hub.log.With("client", c.id, "remote", c.conn.RemoteAddr().String())
+}
+
+// startWriter reports whether the caller, holding mu, must start the writer goroutine.
+func (c *client) startWriter() bool {
+	if c.writing {
+		return false
+	}
+	c.writing = true
+	return true
+}
+
+// pingTime asks the writer for a ping.
+func (c *client) pingTime() {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.pingDue = true
+	start := c.startWriter()
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// end records that the reader, or the writer's close, is over; the second one ends the
+// connection for Shutdown.
+func (c *client) end() {
+	c.mu.Lock()
+	c.ended++
+	last := c.ended == 2
+	c.mu.Unlock()
+	if last {
+		c.hub.conns.Done()
+	}
 }
 
 // enqueue queues f without blocking. Overflowing the byte limit closes the connection; a
@@ -74,7 +150,11 @@ func (c *client) enqueue(f outFrame) {
 	}
 	if c.queued > 0 && c.queued+f.size > limit {
 		c.mu.Unlock()
-		c.closeSlow(fmt.Sprintf("slow consumer: send queue over %d bytes", limit), f.fanout)
+		lost := 0
+		if f.fanout {
+			lost = 1
+		}
+		c.closeSlow(fmt.Sprintf("slow consumer: send queue over %d bytes", limit), lost)
 		return
 	}
 	if len(c.queue) == cap(c.queue) && c.head > 0 {
@@ -85,21 +165,26 @@ func (c *client) enqueue(f outFrame) {
 	}
 	c.queue = append(c.queue, f)
 	c.queued += f.size
+	start := c.startWriter()
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if start {
+		go c.writeLoop()
 	}
 }
 
-// reply queues a reply frame of this connection's own.
-func (c *client) reply(frame []byte) { c.enqueue(outFrame{reply: frame, size: len(frame)}) }
-
-// next pops the oldest queued frame.
-func (c *client) next() (outFrame, bool) {
+// queuedBytes is what waits in the send queue.
+func (c *client) queuedBytes() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || c.head == len(c.queue) {
+	return c.queued
+}
+
+// reply queues a reply frame of this connection's own.
+func (c *client) reply(frame []byte) { c.enqueue(textFrame(frame, false)) }
+
+// nextLocked pops the oldest queued frame; the caller holds mu.
+func (c *client) nextLocked() (outFrame, bool) {
+	if c.head == len(c.queue) {
 		return outFrame{}, false
 	}
 	f := c.queue[c.head]
@@ -115,16 +200,6 @@ func (c *client) next() (outFrame, bool) {
 	return f, true
 }
 
-// written releases the bytes of a frame once it is on the wire.
-func (c *client) written(f outFrame) {
-	c.mu.Lock()
-	c.queued -= f.size
-	c.mu.Unlock()
-	if f.fanout {
-		c.hub.counters.delivered.Add(1)
-	}
-}
-
 // closeWith starts closing with a close frame of code and reason; it never blocks and only
 // the first call has an effect (first reports it). It returns the fan-out frames that were
 // still queued.
@@ -135,35 +210,42 @@ func (c *client) closeWith(code int, reason string, peerGone bool) (dropped int,
 		return 0, false
 	}
 	c.closing, c.code, c.reason, c.peerGone = true, code, reason, peerGone
+	var rest []outFrame
 	for _, f := range c.queue[c.head:] {
-		if f.fanout {
+		switch {
+		case f.rest:
+			rest = append(rest, f) // finish completes it before the close frame
+		case f.fanout:
 			dropped++
 		}
 	}
-	c.queue, c.head, c.queued = nil, 0, 0
+	c.queue, c.head, c.queued = rest, 0, 0
+	c.pingDue = false
+	start := c.startWriter() // to write the close frame, unless one runs already
+	cancel := c.cancelHandling
 	c.mu.Unlock()
-	close(c.done)
-	c.cancel()
+	if cancel != nil {
+		cancel()
+	}
+	if start {
+		go c.writeLoop()
+	}
 	return dropped, true
 }
 
-// closeSlow closes a connection that cannot keep up, with 1008 (policy violation);
-// plusOne counts the fan-out frame that could not be queued or written.
-func (c *client) closeSlow(reason string, plusOne bool) {
+// closeSlow closes a connection that cannot keep up, with 1008 (policy violation); lost
+// counts the fan-out frames that could not be queued or written.
+func (c *client) closeSlow(reason string, lost int) {
 	dropped, first := c.closeWith(websocket.ClosePolicyViolation, "slow consumer", false)
 	if !first {
-		if plusOne {
-			c.hub.counters.droppedClosed.Add(1)
-		}
+		c.hub.counters.droppedClosed.Add(uint64(lost))
 		return
 	}
 	// The writer is most likely blocked on the full socket; an expired deadline frees it
-	// now rather than after the write timeout (gorilla's own deadline is not goroutine-safe).
+	// now rather than after the write timeout.
 	c.conn.NetConn().SetWriteDeadline(time.Now())
-	if plusOne {
-		dropped++
-	}
+	dropped += lost
 	c.hub.counters.slowCloses.Add(1)
 	c.hub.counters.droppedSlow.Add(uint64(dropped))
-	c.log.Warn("closing websocket", "reason", reason, "dropped_frames", dropped)
+	c.logger().Warn("closing websocket", "reason", reason, "dropped_frames", dropped)
 }

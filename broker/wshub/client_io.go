@@ -12,7 +12,7 @@ import (
 // readLoop handles the client's frames until the connection fails or closes, then removes
 // the client from the hub.
 func (c *client) readLoop() {
-	defer c.hub.conns.Done()
+	defer c.end()
 	defer close(c.readerEnd)
 	defer c.hub.unregister(c)
 	timeout := c.hub.cfg.readTimeout()
@@ -20,6 +20,13 @@ func (c *client) readLoop() {
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(timeout))
 	})
+	// The writer goroutine answers pings and closes (gorilla's handlers would write from
+	// this goroutine, between the writer's frames).
+	c.conn.SetPingHandler(func(data string) error {
+		c.enqueue(outFrame{head: appendHeader(make([]byte, 0, maxHeader), opPong, len(data)), data: []byte(data)})
+		return nil
+	})
+	c.conn.SetCloseHandler(func(int, string) error { return nil })
 	for {
 		// Reset per frame: a slow doc-key lookup must not eat into the next read's time.
 		if err := c.conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
@@ -32,7 +39,16 @@ func (c *client) readLoop() {
 			return
 		}
 		if typ == websocket.TextMessage {
-			c.handle(data)
+			// On a goroutine of its own: a subscribe (key lookup, acknowledgement wait)
+			// needs a deeper stack than reading, and an idle connection's reader would
+			// otherwise keep that stack for good. The reader waits, so frames are still
+			// handled one at a time, in order.
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				c.handle(data)
+			}()
+			<-done
 		}
 	}
 }
@@ -42,20 +58,20 @@ func (c *client) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case errors.As(err, &ce):
-		// gorilla has answered the close frame already.
-		c.closeWith(ce.Code, "", true)
-		c.log.Debug("websocket closed by client", "code", ce.Code)
+		// Answered by the writer with the same code, as gorilla would.
+		c.closeWith(ce.Code, "", false)
+		c.logger().Debug("websocket closed by client", "code", ce.Code)
 	case errors.As(err, &ne) && ne.Timeout():
 		if _, first := c.closeWith(websocket.CloseGoingAway, "ping timeout", false); first {
-			c.log.Info("closing websocket", "reason", "no pong within "+c.hub.cfg.readTimeout().String())
+			c.logger().Info("closing websocket", "reason", "no pong within "+c.hub.cfg.readTimeout().String())
 		}
 	case errors.Is(err, websocket.ErrReadLimit):
 		// gorilla has sent close 1009 already.
 		c.closeWith(websocket.CloseMessageTooBig, "", true)
-		c.log.Info("closing websocket", "reason", fmt.Sprintf("client frame over %d bytes", MaxInboundBytes))
+		c.logger().Info("closing websocket", "reason", fmt.Sprintf("client frame over %d bytes", MaxInboundBytes))
 	default:
 		c.closeWith(websocket.CloseAbnormalClosure, "", true)
-		c.log.Debug("websocket read failed", "err", err)
+		c.logger().Debug("websocket read failed", "err", err)
 	}
 }
 
@@ -65,7 +81,7 @@ func (c *client) handle(data []byte) {
 	f, err := parseClientFrame(data)
 	if err != nil {
 		c.hub.counters.badFrames.Add(1)
-		c.log.Debug("ignored client frame", "err", err, "size", len(data))
+		c.logger().Debug("ignored client frame", "err", err, "size", len(data))
 		return
 	}
 	if f.msgtype != "subscribe" {
@@ -73,77 +89,118 @@ func (c *client) handle(data []byte) {
 	}
 	if f.topic == "" {
 		c.hub.counters.badFrames.Add(1)
-		c.log.Debug("ignored subscribe without topic")
+		c.logger().Debug("ignored subscribe without topic")
 		return
 	}
-	if refusal := c.hub.handleSubscribe(c, f.topic, f.auth); refusal != nil {
+	ctx, done := c.handlingContext()
+	defer done()
+	if refusal := c.hub.handleSubscribe(ctx, c, f.topic, f.auth); refusal != nil {
 		c.reply(refusal)
 	}
 }
 
-// writeLoop is the connection's only writer: queued frames, pings and the close frame.
+// writeLoop writes what there is to write, then ends; once the connection is closing it
+// writes the close frame and closes the connection instead. At most one runs at a time.
+// Whatever is queued when it looks (up to maxBatchFrames and maxBatchBytes) goes out in one
+// write.
 func (c *client) writeLoop() {
-	defer c.hub.conns.Done()
-	defer c.finish()
-	cfg := &c.hub.cfg
-	ping := time.NewTicker(cfg.PingInterval)
-	defer ping.Stop()
+	bp := buffersPool.Get().(*net.Buffers)
+	defer buffersPool.Put(bp)
+	written := 0 // bytes of the last batch, released with the next lock
 	for {
-		select {
-		case <-c.done:
+		c.mu.Lock()
+		c.queued -= written
+		written = 0
+		if c.closing {
+			c.mu.Unlock()
+			c.finish()
 			return
-		case <-c.wake:
-			for {
-				f, ok := c.next()
-				if !ok {
-					break
-				}
-				if err := c.write(f); err != nil {
-					c.writeFailed(err, f.fanout)
-					return
-				}
-				c.written(f)
+		}
+		bufs := (*bp)[:0]
+		fanout, size, n := 0, 0, 0
+		for n < maxBatchFrames && size < maxBatchBytes {
+			f, ok := c.nextLocked()
+			if !ok {
+				break
 			}
-		case <-ping.C:
-			err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout))
-			if err != nil {
-				c.writeFailed(err, false)
-				return
+			if f.head != nil {
+				bufs = append(bufs, f.head)
+			}
+			bufs = append(bufs, f.data)
+			size += f.size
+			n++
+			if f.fanout {
+				fanout++
 			}
 		}
+		if c.pingDue {
+			// After the frames: the first may be the rest of one begun already.
+			c.pingDue = false
+			bufs = append(bufs, pingFrame)
+		}
+		if len(bufs) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		*bp = bufs[:0] // keep the grown list; WriteTo consumes bufs
+		err := c.writeBuffers(&bufs)
+		clear((*bp)[:cap(*bp)]) // let the frames go
+		if err != nil {
+			c.writeFailed(err, fanout)
+			continue
+		}
+		written = size
+		c.hub.counters.delivered.Add(uint64(fanout))
 	}
 }
 
-func (c *client) write(f outFrame) error {
-	if err := c.conn.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
+// pingFrame is an empty ping.
+var pingFrame = appendHeader(nil, opPing, 0)
+
+// writeBuffers writes bufs in one go (writev), within the write timeout.
+func (c *client) writeBuffers(bufs *net.Buffers) error {
+	nc := c.conn.NetConn()
+	if err := nc.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
 		return err
 	}
-	if f.prepared != nil {
-		return c.conn.WritePreparedMessage(f.prepared)
-	}
-	return c.conn.WriteMessage(websocket.TextMessage, f.reply)
+	_, err := bufs.WriteTo(nc)
+	return err
 }
 
-func (c *client) writeFailed(err error, fanout bool) {
+// writeFailed closes the connection after a failed write; lost counts the fan-out frames
+// that were in it.
+func (c *client) writeFailed(err error, lost int) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		c.closeSlow(fmt.Sprintf("slow consumer: write timed out after %s", c.hub.cfg.WriteTimeout), fanout)
+		c.closeSlow(fmt.Sprintf("slow consumer: write timed out after %s", c.hub.cfg.WriteTimeout), lost)
 		return
 	}
 	if _, first := c.closeWith(websocket.CloseAbnormalClosure, "", true); first {
-		c.log.Debug("websocket write failed", "err", err)
+		c.logger().Debug("websocket write failed", "err", err)
 	}
 }
 
 // finish sends the close frame, gives the client a moment to answer it (a clean close
 // tells a browser not to treat it as an error) and closes the connection.
 func (c *client) finish() {
+	defer c.end()
 	c.mu.Lock()
 	code, reason, peerGone := c.code, c.reason, c.peerGone
+	rest := c.queue[c.head:] // only the rest of a frame begun already (see closeWith)
+	c.queue, c.head = nil, 0
 	c.mu.Unlock()
 	if !peerGone {
 		msg := websocket.FormatCloseMessage(code, reason)
-		if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)); err == nil {
+		var bufs net.Buffers
+		for _, f := range rest {
+			bufs = append(bufs, f.head, f.data)
+		}
+		bufs = append(bufs, append(appendHeader(nil, opClose, len(msg)), msg...))
+		nc := c.conn.NetConn()
+		nc.SetWriteDeadline(time.Now().Add(closeGrace))
+		if _, err := bufs.WriteTo(nc); err == nil {
 			select {
 			case <-c.readerEnd:
 			case <-time.After(closeGrace):

@@ -89,12 +89,14 @@ func TestPingKeepsIdleConnectionAlive(t *testing.T) {
 		c.PingInterval = 20 * time.Millisecond
 		c.PongTimeout = 100 * time.Millisecond
 	}, false)
-	c := e.dial()
+	// The handler is set before the reader starts: the first ping may come at once.
+	c := e.dialWith(e.wsURL("/bokeh/sub"), nil, false)
 	pings := make(chan struct{}, 1000)
 	c.conn.SetPingHandler(func(data string) error {
 		pings <- struct{}{}
 		return c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 	})
+	go c.readAll()
 	c.mustSubscribe("bokehuser:idle", nil)
 	// Idle for many read timeouts' worth of pings.
 	for i := range 30 {

@@ -24,7 +24,7 @@ func (h *Hub) Handler(prefix string) http.Handler {
 	metrics := promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{})
 	upgrader := &websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
-		ReadBufferSize:   1024, // client frames are small subscribe requests
+		ReadBufferSize:   128, // client frames are small subscribe requests (gorilla's least is 125)
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{}, // idle connections hold no write buffer
 		CheckOrigin:      h.checkOrigin,
@@ -88,8 +88,7 @@ func (h *Hub) serveWebsocket(upgrader *websocket.Upgrader, w http.ResponseWriter
 		conn.Close()
 		return
 	}
-	c.log.Debug("websocket open", "path", r.URL.Path)
-	h.conns.Add(2)
+	c.logger().Debug("websocket open", "path", r.URL.Path)
+	h.conns.Add(1) // done when both the reader and the close are over (client.end)
 	go c.readLoop()
-	go c.writeLoop()
 }

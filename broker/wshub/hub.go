@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/broker/internal/ratelog"
-	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -40,7 +40,9 @@ type Hub struct {
 	subMu     sync.Mutex
 	zmqTopics map[string]<-chan struct{}
 
+	slots     atomic.Uint32 // hands out ping slots
 	counters  counters
+	direct    *directWriter // dispatch's, for direct writes
 	apiErrLog ratelog.Limiter
 	ackLog    ratelog.Limiter
 }
@@ -51,17 +53,57 @@ func New(cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger, topics: make(map[string][]*client),
+	h := &Hub{cfg: cfg, log: cfg.Logger, topics: make(map[string][]*client), direct: newDirectWriter(),
 		joining: make(map[string]int), clients: make(map[*client]struct{}), zmqTopics: make(map[string]<-chan struct{})}
 	h.keys = newKeyLookup(cfg.APIURL, cfg.SecretKey, cfg.HTTPClient)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	h.sub, err = broker.NewSubscriber(cfg.ZMQAddr, h.dispatch, broker.WithLogger(cfg.Logger))
+	h.sub, err = broker.NewSubscriber(cfg.ZMQAddr, nil, broker.WithLogger(cfg.Logger),
+		broker.WithBatchDelivery(h.dispatchBatch))
 	if err != nil {
 		h.cancel()
 		return nil, fmt.Errorf("wshub: %w", err)
 	}
 	h.registry = h.newRegistry()
+	go h.pinger()
 	return h, nil
+}
+
+// pingSlots is how many parts of PingInterval the pings are spread over (fewer, for
+// intervals under that many milliseconds).
+const pingSlots = 64
+
+func (h *Hub) pingSlots() int {
+	return int(min(max(h.cfg.PingInterval/time.Millisecond, 1), pingSlots))
+}
+
+// pinger asks every connection for a ping once per PingInterval, a slot's worth at a time,
+// until Shutdown: one goroutine and ticker for the whole worker instead of a timer each.
+func (h *Hub) pinger() {
+	slots := h.pingSlots()
+	tick := time.NewTicker(h.cfg.PingInterval / time.Duration(slots))
+	defer tick.Stop()
+	var slot uint8
+	var due []*client
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		slot = uint8((int(slot) + 1) % slots)
+		h.mu.RLock()
+		for c := range h.clients {
+			if c.slot == slot {
+				due = append(due, c)
+			}
+		}
+		h.mu.RUnlock()
+		for _, c := range due {
+			c.pingTime()
+		}
+		clear(due)
+		due = due[:0]
+	}
 }
 
 // register adds an accepted connection; false once the hub is draining.
@@ -86,9 +128,9 @@ func (h *Hub) register(c *client) bool {
 // c joins the fan-out table and gets the reply in one critical section: every message
 // dispatched to it comes after subscribesuccess, as in the original, and every message
 // published after the client has seen subscribesuccess is dispatched to it.
-func (h *Hub) subscribe(c *client, topic string) error {
+func (h *Hub) subscribe(ctx context.Context, c *client, topic string) error {
 	h.mu.Lock()
-	if _, ok := c.topics[topic]; ok {
+	if slices.Contains(c.topics, topic) {
 		h.mu.Unlock()
 		c.reply(successFrame(topic, c.id))
 		return nil
@@ -102,7 +144,7 @@ func (h *Hub) subscribe(c *client, topic string) error {
 
 	acked, err := h.syncTopic(topic)
 	if err == nil {
-		h.awaitAck(c, topic, acked)
+		h.awaitAck(ctx, topic, acked)
 	}
 
 	h.mu.Lock()
@@ -110,8 +152,11 @@ func (h *Hub) subscribe(c *client, topic string) error {
 		delete(h.joining, topic)
 	}
 	if err == nil {
-		c.topics[topic] = struct{}{}
-		h.topics[topic] = append(slices.Clip(h.topics[topic]), c)
+		c.topics = append(c.topics, topic)
+		// Appending in place is safe for dispatch, which reads only up to the length it
+		// took; a removal copies (see unregister). Amortised growth, where copying on
+		// every subscribe cost O(subscribers²) for a popular document.
+		h.topics[topic] = append(h.topics[topic], c)
 		h.counters.subscriptions.Add(1)
 		c.reply(successFrame(topic, c.id))
 	}
@@ -123,8 +168,8 @@ func (h *Hub) subscribe(c *client, topic string) error {
 }
 
 // awaitAck waits for the acknowledgement of topic, for at most SubscribeAckTimeout and
-// only while c is open. It runs on c's reader goroutine, without any lock held.
-func (h *Hub) awaitAck(c *client, topic string, acked <-chan struct{}) {
+// only while ctx (the subscribing connection) lasts. It runs without any lock held.
+func (h *Hub) awaitAck(ctx context.Context, topic string, acked <-chan struct{}) {
 	select {
 	case <-acked:
 		return
@@ -138,7 +183,7 @@ func (h *Hub) awaitAck(c *client, topic string, acked <-chan struct{}) {
 	defer timer.Stop()
 	select {
 	case <-acked:
-	case <-c.ctx.Done():
+	case <-ctx.Done():
 	case <-timer.C:
 		h.counters.ackTimeouts.Add(1)
 		if ok, suppressed := h.ackLog.Allow(time.Second); ok {
@@ -155,7 +200,7 @@ func (h *Hub) unregister(c *client) {
 	delete(h.clients, c)
 	topics := c.topics
 	c.topics = nil
-	for topic := range topics {
+	for _, topic := range topics {
 		rest := slices.DeleteFunc(slices.Clone(h.topics[topic]), func(o *client) bool { return o == c })
 		if len(rest) == 0 {
 			delete(h.topics, topic)
@@ -166,7 +211,7 @@ func (h *Hub) unregister(c *client) {
 	h.counters.connections.Add(-1)
 	h.counters.subscriptions.Add(-int64(len(topics)))
 	h.mu.Unlock()
-	for topic := range topics {
+	for _, topic := range topics {
 		if _, err := h.syncTopic(topic); err != nil {
 			h.log.Debug("zmq unsubscribe", "topic", topic, "err", err)
 		}
@@ -201,31 +246,88 @@ func (h *Hub) syncTopic(topic string) (<-chan struct{}, error) {
 	return nil, nil
 }
 
-// dispatch fans one message out. It runs on the subscriber's goroutine and never blocks:
-// the frame and its websocket encoding are built once, then only queued per connection.
-func (h *Hub) dispatch(m broker.Message) {
+// dispatch fans one message out.
+func (h *Hub) dispatch(m broker.Message) { h.dispatchBatch([]broker.Message{m}) }
+
+// backlogBytes is the send queue beyond which a connection makes dispatch report a backlog
+// (see broker.WithBatchDelivery), so that its writer gets to run before more is taken.
+const backlogBytes = 256 << 10
+
+// dispatchBatch fans out the messages the subscriber took in one go, in order. It runs on
+// the subscriber's goroutine and never blocks: each frame and its websocket encoding are
+// built once, then written without waiting or queued per connection (see deliver); a
+// connection gets all its frames of a run of messages on one topic in one write.
+// It reports whether a connection's writer has a backlog.
+func (h *Hub) dispatchBatch(msgs []broker.Message) (backlog bool) {
+	for i := 0; i < len(msgs); {
+		j := i + 1
+		for j < len(msgs) && msgs[j].Topic == msgs[i].Topic {
+			j++
+		}
+		if h.dispatchRun(msgs[i:j]) {
+			backlog = true
+		}
+		i = j
+	}
+	return backlog
+}
+
+// dispatchRun fans out consecutive messages on one topic.
+func (h *Hub) dispatchRun(msgs []broker.Message) (backlog bool) {
+	topic := msgs[0].Topic
 	h.mu.RLock()
-	clients := h.topics[m.Topic]
+	clients := h.topics[topic]
 	h.mu.RUnlock()
 	if len(clients) == 0 {
-		h.counters.unwatched.Add(1)
-		return
+		h.counters.unwatched.Add(uint64(len(msgs)))
+		return false
 	}
-	if kind, _ := topicKind(m.Topic); kind == broker.KindPlot && !deliverableOnPlot(m.Payload) {
-		h.counters.droppedMsgtype.Add(1)
-		h.log.Debug("dropped frame BokehJS cannot handle", "topic", m.Topic, "size", len(m.Payload))
-		return
+	plot := false
+	if kind, _ := topicKind(topic); kind == broker.KindPlot {
+		plot = true
 	}
-	frame := make([]byte, 0, len(m.Topic)+1+len(m.Payload))
-	frame = append(append(append(frame, m.Topic...), ':'), m.Payload...)
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, frame)
-	if err != nil {
-		h.log.Error("prepare websocket frame", "topic", m.Topic, "err", err)
-		return
-	}
-	for _, c := range clients {
-		if !slices.Contains(m.Exclude, c.id) {
-			c.enqueue(outFrame{prepared: pm, size: len(frame), fanout: true})
+	frames := make([]outFrame, 0, len(msgs))
+	var excluded [][]string // per frame, when any message excludes clients
+	for _, m := range msgs {
+		if plot && !deliverableOnPlot(m.Payload) {
+			h.counters.droppedMsgtype.Add(1)
+			h.log.Debug("dropped frame BokehJS cannot handle", "topic", m.Topic, "size", len(m.Payload))
+			continue
+		}
+		frame := m.Frame // the subscriber decodes envelopes into the frame already
+		if frame == nil {
+			frame = make([]byte, 0, len(m.Topic)+1+len(m.Payload))
+			frame = append(append(append(frame, m.Topic...), ':'), m.Payload...)
+		}
+		if len(clients) == 1 {
+			// One recipient: its header goes out with the frame as it is, without a copy.
+			frames = append(frames, textFrame(frame, true))
+		} else {
+			// Encoded once, for every recipient.
+			frames = append(frames, outFrame{data: encodeFrame(opText, frame), size: len(frame), fanout: true})
+		}
+		if len(m.Exclude) > 0 && excluded == nil {
+			excluded = make([][]string, len(frames)-1, len(msgs))
+		}
+		if excluded != nil {
+			excluded = append(excluded, m.Exclude)
 		}
 	}
+	var own []outFrame
+	for _, c := range clients {
+		fs := frames
+		if excluded != nil {
+			own = own[:0]
+			for i, f := range frames {
+				if !slices.Contains(excluded[i], c.id) {
+					own = append(own, f)
+				}
+			}
+			fs = own
+		}
+		if c.deliver(fs, h.direct) && c.queuedBytes() > backlogBytes {
+			backlog = true
+		}
+	}
+	return backlog
 }

@@ -14,22 +14,22 @@ import (
 // every other kind is open. It returns the error frame of a refusal, or nil when the
 // success reply is queued already (see Hub.subscribe). Failures keep the connection, where
 // 0.8.x crashed the handler and dropped it (§8 item 3).
-func (h *Hub) handleSubscribe(c *client, topic, auth string) []byte {
+func (h *Hub) handleSubscribe(ctx context.Context, c *client, topic, auth string) []byte {
 	if !broker.ValidTopic(topic) {
 		h.counters.authFailures.Add(1)
 		return errorFrame(topic, errInvalidTopic)
 	}
 	if kind, value := topicKind(topic); kind == broker.KindPlot {
-		if refusal := h.authorizePlot(c.ctx, value, auth); refusal != "" {
-			c.log.Info("subscribe refused", "topic", topic, "reason", refusal)
+		if refusal := h.authorizePlot(ctx, value, auth); refusal != "" {
+			c.logger().Info("subscribe refused", "topic", topic, "reason", refusal)
 			return errorFrame(topic, refusal)
 		}
 	}
-	if err := h.subscribe(c, topic); err != nil {
+	if err := h.subscribe(ctx, c, topic); err != nil {
 		if errors.Is(err, errTooMany) {
 			return errorFrame(topic, errTooManyTopics)
 		}
-		c.log.Warn("zmq subscribe failed", "topic", topic, "err", err)
+		c.logger().Warn("zmq subscribe failed", "topic", topic, "err", err)
 		return errorFrame(topic, errShuttingDown)
 	}
 	return nil

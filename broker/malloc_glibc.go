@@ -1,0 +1,29 @@
+//go:build linux && cgo
+
+package broker
+
+// libzmq copies every message through malloc: a 60 KB modelpush is allocated and freed by
+// the publisher's and the subscriber's ZeroMQ threads for every update. glibc's default
+// trims the heap as soon as 128 KiB at its top are free, so each message faulted its pages
+// back in (several page faults per message on each side, measured with bokeh-bench). The
+// process keeps freed memory up to trimThreshold instead, and messages up to
+// mmapThreshold come from the heap rather than from a mapping of their own.
+
+/*
+#include <malloc.h>
+
+static void bokehTuneMalloc(int mmapThreshold, int trimThreshold) {
+#if defined(M_TRIM_THRESHOLD) && defined(M_MMAP_THRESHOLD)
+	mallopt(M_MMAP_THRESHOLD, mmapThreshold);
+	mallopt(M_TRIM_THRESHOLD, trimThreshold);
+#endif
+}
+*/
+import "C"
+
+const (
+	mmapThreshold = 4 << 20
+	trimThreshold = 32 << 20
+)
+
+func init() { C.bokehTuneMalloc(mmapThreshold, trimThreshold) }

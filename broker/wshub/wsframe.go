@@ -1,0 +1,52 @@
+package wshub
+
+import (
+	"encoding/binary"
+	"net"
+	"sync"
+)
+
+// The hub writes its websocket frames itself, so that the frames queued for a connection go
+// out in one system call (writev) instead of one each: a connection that fell a few frames
+// behind catches up at a fraction of the cost, and its reader gets them in one read. Only
+// server-to-client frames are written, which are never masked; gorilla/websocket still does
+// the handshake and all the reading.
+
+// Frame opcodes (RFC 6455 §5.2).
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// maxHeader is the longest frame header the server writes.
+const maxHeader = 10
+
+// appendHeader appends the header of a final, unmasked frame of n payload bytes.
+func appendHeader(dst []byte, opcode byte, n int) []byte {
+	dst = append(dst, 0x80|opcode)
+	switch {
+	case n < 126:
+		return append(dst, byte(n))
+	case n <= 0xFFFF:
+		return binary.BigEndian.AppendUint16(append(dst, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, 127), uint64(n))
+	}
+}
+
+// encodeFrame returns header and payload in one buffer, for a frame written to many
+// connections.
+func encodeFrame(opcode byte, payload []byte) []byte {
+	return append(appendHeader(make([]byte, 0, maxHeader+len(payload)), opcode, len(payload)), payload...)
+}
+
+// Limits of one write.
+const (
+	maxBatchFrames = 64
+	maxBatchBytes  = 256 << 10
+)
+
+// buffersPool holds the writers' iovec lists.
+var buffersPool = sync.Pool{New: func() any { b := make(net.Buffers, 0, 2*maxBatchFrames+1); return &b }}
