@@ -26,6 +26,7 @@ import (
 
 	"github.com/bokeh-go/bokeh-server/api"
 	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/cpuprofile"
 	"github.com/bokeh-go/bokeh-server/storage"
 )
 
@@ -59,7 +60,10 @@ func main() {
 	log := newLogger(os.Stderr, o.LogFormat, o.Debug)
 	slog.SetDefault(log)
 	redis.SetLogger(redisClientLog{log})
-	if err := run(o, log); err != nil {
+	stopProfile := cpuprofile.Start(log)
+	err = run(o, log)
+	stopProfile()
+	if err != nil {
 		log.Error("bokeh-server stopped", "err", err)
 		os.Exit(1)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bokeh-go/bokeh-server/broker/wshub"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/cpuprofile"
 	"github.com/spf13/pflag"
 )
 
@@ -53,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 	log := newLogger(o, stderr)
+	defer cpuprofile.Start(log)()
 	if err := serve(ctx, o, getenv, log); err != nil {
 		log.Error("ws-worker failed", "err", err)
 		return 1

@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+	zmq "github.com/pebbe/zmq4"
+	"github.com/spf13/pflag"
+
+	"github.com/bokeh-go/bokeh-server/broker"
+)
+
+// The limits run in child processes of this program, pinned to the server CPUs like the
+// servers they stand in for: "internal-broadcast" (a minimal gorilla websocket server
+// broadcasting one PreparedMessage per update to every connection) and "internal-zmq"
+// (ZeroMQ PUB→SUB over TCP loopback in one process, like an API and a worker sharing the
+// CPU).
+
+func runChild(name string, args []string) int {
+	// The parent's death (stdin closing) or a signal ends a child.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		stop()
+	}()
+	var err error
+	switch name {
+	case "internal-broadcast":
+		err = broadcastChild(ctx, args)
+	case "internal-zmq":
+		err = zmqChild(args)
+	default:
+		err = fmt.Errorf("unknown internal command %q", name)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		return 1
+	}
+	return 0
+}
+
+// broadcastChild serves websockets at /ws and takes publish commands on a second port: a
+// line with a sequence number is answered "ok" at once (as the API answers a write once it
+// has published), and the frame of that sequence number is prepared once and written to
+// every connection by GOMAXPROCS broadcasting goroutines, each over its share of the
+// connections in order. It stands for a worker with nothing but the broadcast itself: no
+// ZeroMQ, no hub, no per-connection queue or writer goroutine.
+func broadcastChild(ctx context.Context, args []string) error {
+	fs := pflag.NewFlagSet("internal-broadcast", pflag.ContinueOnError)
+	docid := fs.String("docid", "00000000-0000-0000-0000-000000000000", "document id in the frames")
+	frameBytes := fs.Int("frame-bytes", 1024, "frame size")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	ctl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	pad := newSmallBodies(*docid, *frameBytes).pad
+	// The hub's buffer settings, so that the idle figures compare.
+	up := &websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{},
+		CheckOrigin: func(*http.Request) bool { return true }}
+	b := &broadcaster{shards: make([]*shard, runtime.GOMAXPROCS(0)), queue: make(chan *websocket.PreparedMessage, 1<<16)}
+	for i := range b.shards {
+		b.shards[i] = &shard{conns: map[*websocket.Conn]struct{}{}, in: make(chan *websocket.PreparedMessage, 1<<16)}
+		go b.shards[i].run()
+	}
+	go b.run()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		c.SetWriteDeadline(time.Now().Add(time.Hour)) // bounds a write to a stuck client
+		sh := b.add(c)
+		go func() { // the one goroutine per connection: control frames and the close
+			for {
+				if _, _, err := c.NextReader(); err != nil {
+					sh.remove(c)
+					c.Close()
+					return
+				}
+			}
+		}()
+	})
+	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, b.count()) })
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	go func() {
+		for {
+			c, err := ctl.Accept()
+			if err != nil {
+				return
+			}
+			go b.control(c, *docid, pad)
+		}
+	}()
+	fmt.Printf("listening %d %d\n", ln.Addr().(*net.TCPAddr).Port, ctl.Addr().(*net.TCPAddr).Port)
+	<-ctx.Done()
+	ctl.Close()
+	srv.Close()
+	return nil
+}
+
+type broadcaster struct {
+	shards []*shard
+	queue  chan *websocket.PreparedMessage
+	next   atomic.Uint64
+}
+
+type shard struct {
+	mu    sync.Mutex
+	conns map[*websocket.Conn]struct{}
+	list  []*websocket.Conn // copy-on-write snapshot of conns
+	in    chan *websocket.PreparedMessage
+}
+
+func (b *broadcaster) add(c *websocket.Conn) *shard {
+	sh := b.shards[b.next.Add(1)%uint64(len(b.shards))]
+	sh.mu.Lock()
+	sh.conns[c] = struct{}{}
+	sh.list = nil
+	sh.mu.Unlock()
+	return sh
+}
+
+func (sh *shard) remove(c *websocket.Conn) {
+	sh.mu.Lock()
+	delete(sh.conns, c)
+	sh.list = nil
+	sh.mu.Unlock()
+}
+
+func (sh *shard) snapshot() []*websocket.Conn {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.list == nil {
+		sh.list = make([]*websocket.Conn, 0, len(sh.conns))
+		for c := range sh.conns {
+			sh.list = append(sh.list, c)
+		}
+	}
+	return sh.list
+}
+
+func (b *broadcaster) count() int {
+	n := 0
+	for _, sh := range b.shards {
+		sh.mu.Lock()
+		n += len(sh.conns)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// run hands every prepared frame to every shard.
+func (b *broadcaster) run() {
+	for pm := range b.queue {
+		for _, sh := range b.shards {
+			sh.in <- pm
+		}
+	}
+}
+
+func (sh *shard) run() {
+	for pm := range sh.in {
+		for _, c := range sh.snapshot() {
+			c.WritePreparedMessage(pm) // a failed connection's reader removes it
+		}
+	}
+}
+
+// control answers publish commands on one connection.
+func (b *broadcaster) control(c net.Conn, docid, pad string) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return
+		}
+		seq, err := strconv.ParseUint(string(line[:len(line)-1]), 10, 64)
+		if err != nil {
+			return
+		}
+		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, fanFrame(docid, seq, pad))
+		if err != nil {
+			return
+		}
+		b.queue <- pm
+		if _, err := c.Write([]byte("ok\n")); err != nil {
+			return
+		}
+	}
+}
+
+// zmqCase is one frame kind's raw ZeroMQ figures, one value per run.
+type zmqCase struct {
+	Name  string    `json:"name"`
+	Key   string    `json:"key"`
+	Bytes int       `json:"bytes"`
+	Rate  []float64 `json:"rate"`
+	P50   []float64 `json:"p50"`
+	P99   []float64 `json:"p99"`
+	P999  []float64 `json:"p999"`
+}
+
+func zmqChild(args []string) error {
+	fs := pflag.NewFlagSet("internal-zmq", pflag.ContinueOnError)
+	runs := fs.Int("runs", 3, "runs")
+	dur := fs.Duration("duration", 2*time.Second, "phase length")
+	points := fs.Int("points", 1000, "points of the update frame")
+	frameBytes := fs.Int("frame-bytes", 1024, "fan-out frame size")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	docid := "00000000-0000-0000-0000-000000000000"
+	topic := broker.PlotTopic(docid)
+	bodies, err := newSourceBodies(docid, *points, 1)
+	if err != nil {
+		return err
+	}
+	body := bodies.body(nil, 123456)
+	updatePush := append(append([]byte(`{"msgtype": "modelpush", "modelspecs": `), body...), '}')
+	small := newSmallBodies(docid, *frameBytes).body(nil, 123456)
+	smallPush := append(append([]byte(`{"msgtype": "modelpush", "modelspecs": `), small...), '}')
+	cases := []struct {
+		key, name string
+		payload   []byte
+		window    int
+	}{
+		{"update", fmt.Sprintf("%d-point update", *points), updatePush, 100},
+		{"fanout", fmt.Sprintf("%d-byte fan-out update", *frameBytes), smallPush, 1000},
+	}
+
+	pub, err := zmq.NewSocket(zmq.PUB)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	sub, err := zmq.NewSocket(zmq.SUB)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for _, s := range []*zmq.Socket{pub, sub} {
+		s.SetLinger(0)
+		s.SetSndhwm(broker.DefaultHWM)
+		s.SetRcvhwm(broker.DefaultHWM)
+	}
+	if err := pub.Bind("tcp://127.0.0.1:*"); err != nil {
+		return err
+	}
+	ep, _ := pub.GetLastEndpoint()
+	if err := sub.Connect(ep); err != nil {
+		return err
+	}
+	sub.SetSubscribe(topic)
+	sub.SetRcvtimeo(20 * time.Millisecond)
+	connected := false
+	for i := 0; i < 250 && !connected; i++ { // at most 5 s
+		pub.SendBytes([]byte(topic), zmq.SNDMORE)
+		pub.SendBytes([]byte("probe"), 0)
+		if _, err := sub.RecvMessageBytes(0); err == nil {
+			connected = true
+		}
+	}
+	if !connected {
+		return fmt.Errorf("SUB never received from PUB at %s", ep)
+	}
+	for { // drain the probes
+		if _, err := sub.RecvMessageBytes(0); err != nil {
+			break
+		}
+	}
+	var out []zmqCase
+	for _, c := range cases {
+		env := broker.Message{Topic: topic, Payload: c.payload}.AppendEnvelope(nil)
+		zc := zmqCase{Name: c.name, Key: c.key, Bytes: len(env) + len(topic)}
+		for range *runs {
+			zc.Rate = append(zc.Rate, zmqThroughput(pub, sub, []byte(topic), env, c.window, *dur))
+			lat := zmqLatency(pub, sub, []byte(topic), env, *dur/2)
+			p := percentiles(lat, 50, 99, 99.9)
+			zc.P50, zc.P99, zc.P999 = append(zc.P50, p[0]), append(zc.P99, p[1]), append(zc.P999, p[2])
+		}
+		out = append(out, zc)
+	}
+	return json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// zmqThroughput sends env back to back for dur, with at most window messages not yet
+// received (so that no high-water mark drops any), and returns messages per second.
+func zmqThroughput(pub, sub *zmq.Socket, topic, env []byte, window int, dur time.Duration) float64 {
+	var received atomic.Int64
+	var last atomic.Int64
+	var stop atomic.Bool
+	signal := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+			if _, err := sub.RecvMessageBytes(0); err != nil {
+				continue // timeout: look at stop again
+			}
+			received.Add(1)
+			last.Store(now())
+			select {
+			case signal <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	start := now()
+	deadline := time.Now().Add(dur)
+	sent := int64(0)
+	for time.Now().Before(deadline) {
+		if sent-received.Load() >= int64(window) {
+			select {
+			case <-signal:
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		if _, err := pub.SendBytes(topic, zmq.SNDMORE); err != nil {
+			break
+		}
+		if _, err := pub.SendBytes(env, 0); err != nil {
+			break
+		}
+		sent++
+	}
+	drainEnd := time.Now().Add(2 * time.Second)
+	for received.Load() < sent && time.Now().Before(drainEnd) {
+		time.Sleep(time.Millisecond)
+	}
+	stop.Store(true)
+	<-done
+	if l := last.Load(); l > start {
+		return float64(received.Load()) / (float64(l-start) / 1e9)
+	}
+	return 0
+}
+
+// zmqLatency sends one message at a time and times its arrival, for at most dur and 5,000
+// messages.
+func zmqLatency(pub, sub *zmq.Socket, topic, env []byte, dur time.Duration) []int64 {
+	var out []int64
+	deadline := time.Now().Add(dur)
+	for len(out) < 5000 && time.Now().Before(deadline) {
+		t0 := now()
+		pub.SendBytes(topic, zmq.SNDMORE)
+		pub.SendBytes(env, 0)
+		if _, err := sub.RecvMessageBytes(0); err != nil {
+			continue
+		}
+		out = append(out, now()-t0)
+	}
+	return out
+}
