@@ -18,6 +18,7 @@ import (
 type Binaries struct {
 	Server string
 	Worker string
+	Bench  string // bokeh-bench, whose smoke test keeps it working
 }
 
 var (
@@ -32,8 +33,8 @@ func Build(tb testing.TB) Binaries {
 	tb.Helper()
 	buildOnce.Do(func() {
 		if dir := os.Getenv("BOKEH_BIN_DIR"); dir != "" {
-			built = Binaries{Server: filepath.Join(dir, "bokeh-server"), Worker: filepath.Join(dir, "ws-worker")}
-			for _, p := range []string{built.Server, built.Worker} {
+			built = binariesIn(dir)
+			for _, p := range []string{built.Server, built.Worker, built.Bench} {
 				if _, err := os.Stat(p); err != nil {
 					buildErr = fmt.Errorf("BOKEH_BIN_DIR: %w (run make build)", err)
 				}
@@ -46,18 +47,23 @@ func Build(tb testing.TB) Binaries {
 			return
 		}
 		root := moduleRoot()
-		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/bokeh-server", "./cmd/ws-worker")
+		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/bokeh-server", "./cmd/ws-worker", "./cmd/bokeh-bench")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return
 		}
-		built = Binaries{Server: filepath.Join(dir, "bokeh-server"), Worker: filepath.Join(dir, "ws-worker")}
+		built = binariesIn(dir)
 	})
 	if buildErr != nil {
 		tb.Fatal(buildErr)
 	}
 	return built
+}
+
+func binariesIn(dir string) Binaries {
+	return Binaries{Server: filepath.Join(dir, "bokeh-server"), Worker: filepath.Join(dir, "ws-worker"),
+		Bench: filepath.Join(dir, "bokeh-bench")}
 }
 
 // moduleRoot is the repository root (this file lives in cmd/internal/cluster).
