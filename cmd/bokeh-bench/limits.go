@@ -192,25 +192,11 @@ func (e *env) broadcastLimit(s int) error {
 		mx := phase{duration: e.o.duration, maxMsgs: e.o.maxMsgs, publishers: 2, window: e.o.window,
 			subs: subs, expect: s, publish: publish, servers: []int{c.cmd.Process.Pid}}
 		res := mx.run(seqs)
-		lat := percentiles(res.latencies(), 50, 99, 99.9)
-		r.set(figMaxRate, "/s", res.deliveryRate())
-		r.set(figMax50, "ms", lat[0])
-		r.set(figMax99, "ms", lat[1])
-		r.set(figMax999, "ms", lat[2])
-		r.set(figMaxDrop, "count", float64(res.lost))
-		r.set(figSrvCPU, "%", 100*res.serverCPU)
-		r.set(figCliCPU, "%", 100*res.clientCPU)
+		lat := r.record(maxRateFigures, &res, true)
 		fx := phase{duration: e.o.duration, maxMsgs: e.o.maxMsgs, publishers: publishers, rate: rate,
 			subs: subs, expect: s, publish: publish, servers: []int{c.cmd.Process.Pid}}
 		resF := fx.run(seqs)
-		latF := percentiles(resF.latencies(), 50, 99, 99.9)
-		r.set(figFixRate, "/s", resF.deliveryRate())
-		r.set(figFix50, "ms", latF[0])
-		r.set(figFix99, "ms", latF[1])
-		r.set(figFix999, "ms", latF[2])
-		r.set(figFixDrop, "count", float64(resF.lost))
-		r.set(figSrvCPUFix, "%", 100*resF.serverCPU)
-		r.set(figCliCPUFix, "%", 100*resF.clientCPU)
+		latF := r.record(fixedRateFigures, &resF, true)
 		if rss1 > 0 && rss0 > 0 {
 			r.set(figIdleConn, "KB", float64(rss1-rss0)/float64(s))
 		}

@@ -254,3 +254,27 @@ func cpuSelf() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// phaseFigures names the figures a fan-out phase of one kind (maximum or fixed rate) records.
+type phaseFigures struct{ rate, p50, p99, p999, drops, serverCPU, clientCPU string }
+
+var (
+	maxRateFigures   = phaseFigures{figMaxRate, figMax50, figMax99, figMax999, figMaxDrop, figSrvCPU, figCliCPU}
+	fixedRateFigures = phaseFigures{figFixRate, figFix50, figFix99, figFix999, figFixDrop, figSrvCPUFix, figCliCPUFix}
+)
+
+// record adds one run of a fan-out phase to r and returns its latency p50, p99 and p999;
+// serverCPU says whether the servers' CPU use is known (not when attached).
+func (r *row) record(f phaseFigures, res *phaseResult, serverCPU bool) []float64 {
+	lat := percentiles(res.latencies(), 50, 99, 99.9)
+	r.set(f.rate, "/s", res.deliveryRate())
+	r.set(f.p50, "ms", lat[0])
+	r.set(f.p99, "ms", lat[1])
+	r.set(f.p999, "ms", lat[2])
+	r.set(f.drops, "count", float64(res.lost))
+	if serverCPU {
+		r.set(f.serverCPU, "%", 100*res.serverCPU)
+	}
+	r.set(f.clientCPU, "%", 100*res.clientCPU)
+	return lat
+}

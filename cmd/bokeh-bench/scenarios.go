@@ -245,30 +245,12 @@ func (e *env) fanoutCase(s, w int) error {
 		mx := phase{duration: e.o.duration, maxMsgs: e.o.maxMsgs, publishers: 2, window: e.o.window,
 			subs: subs, expect: s, publish: publish, servers: t.pids()}
 		res := mx.run(seqs)
-		lat := percentiles(res.latencies(), 50, 99, 99.9)
-		r.set(figMaxRate, "/s", res.deliveryRate())
-		r.set(figMax50, "ms", lat[0])
-		r.set(figMax99, "ms", lat[1])
-		r.set(figMax999, "ms", lat[2])
-		r.set(figMaxDrop, "count", float64(res.lost))
-		if len(mx.servers) > 0 {
-			r.set(figSrvCPU, "%", 100*res.serverCPU)
-		}
-		r.set(figCliCPU, "%", 100*res.clientCPU)
+		lat := r.record(maxRateFigures, &res, len(mx.servers) > 0)
 
 		fx := phase{duration: e.o.duration, maxMsgs: e.o.maxMsgs, publishers: 4, rate: rate,
 			subs: subs, expect: s, publish: publish, servers: t.pids()}
 		resF := fx.run(seqs)
-		latF := percentiles(resF.latencies(), 50, 99, 99.9)
-		r.set(figFixRate, "/s", resF.deliveryRate())
-		r.set(figFix50, "ms", latF[0])
-		r.set(figFix99, "ms", latF[1])
-		r.set(figFix999, "ms", latF[2])
-		r.set(figFixDrop, "count", float64(resF.lost))
-		if len(fx.servers) > 0 {
-			r.set(figSrvCPUFix, "%", 100*resF.serverCPU)
-		}
-		r.set(figCliCPUFix, "%", 100*resF.clientCPU)
+		latF := r.record(fixedRateFigures, &resF, len(fx.servers) > 0)
 		if res.errors+resF.errors > 0 {
 			r.note("%d failed publishes", res.errors+resF.errors)
 		}
