@@ -59,7 +59,7 @@ func benchFanOut(b *testing.B, viaZMQ bool, conns int) {
 		if viaZMQ {
 			e.pub.Publish(m)
 		} else {
-			e.hub.dispatch(m)
+			e.hub.dispatchBatch([]broker.Message{m})
 		}
 		got.Wait()
 	}

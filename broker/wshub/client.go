@@ -60,7 +60,7 @@ type client struct {
 	reason   string
 	peerGone bool            // no close frame can or need be sent
 	ended    int             // of the reader and the writer's close; at 2 the connection is gone
-	raw      syscall.RawConn // the socket, for direct writes (see deliver); set by whoever writes
+	raw      syscall.RawConn // the socket, for direct writes (see deliver); set by the first one
 	// cancelHandling cancels the context of the frame being handled (a subscribe's key
 	// lookup and acknowledgement wait) when the connection closes.
 	cancelHandling context.CancelFunc

@@ -246,9 +246,6 @@ func (h *Hub) syncTopic(topic string) (<-chan struct{}, error) {
 	return nil, nil
 }
 
-// dispatch fans one message out.
-func (h *Hub) dispatch(m broker.Message) { h.dispatchBatch([]broker.Message{m}) }
-
 // backlogBytes is the send queue beyond which a connection makes dispatch report a backlog
 // (see broker.WithBatchDelivery), so that its writer gets to run before more is taken.
 const backlogBytes = 256 << 10
