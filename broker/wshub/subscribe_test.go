@@ -1,6 +1,7 @@
 package wshub
 
 import (
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,9 +99,23 @@ func TestResubscribeIsIdempotent(t *testing.T) {
 }
 
 func TestAPIUnreachable(t *testing.T) {
-	dead := newFakeAPI(t, nil)
-	dead.Close()
-	e := newEnv(t, func(c *Config) { c.APIURL = dead.URL + "/" }, false)
+	// A listener that drops every connection: unlike a closed server's port, no other
+	// test's server can take it over meanwhile.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	e := newEnv(t, func(c *Config) { c.APIURL = "http://" + ln.Addr().String() + "/" }, false)
 	c := e.dial()
 	c.subscribe("bokehplot:doc1", "write1")
 	c.expect(refusal("bokehplot:doc1", errAPIUnreachable))
