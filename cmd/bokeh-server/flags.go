@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/bokeh-go/bokeh-server/api"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
 	"github.com/bokeh-go/bokeh-server/storage"
+	"github.com/spf13/pflag"
 )
 
 // options are the command-line settings. Flag names, defaults and meanings follow the
@@ -47,6 +47,7 @@ type options struct {
 	Verbose     bool
 	Dev         bool
 	ShutdownFor time.Duration
+	GCHeadroom  int
 	CheckConfig bool
 
 	// Accepted for compatibility with the original's command line; they change nothing.
@@ -135,6 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&o.Debug, "debug", "d", false, "debug logging")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "verbose logging (same as --debug)")
 	fs.BoolVar(&o.Dev, "dev", false, "development defaults: memory backend unless --backend is given")
+	fs.IntVar(&o.GCHeadroom, "gc-headroom", gctune.DefaultHeadroomMiB, "MiB the heap may grow past live data between garbage collections, here and in started workers: fewer collections while updates stream (0: Go's default pacing; $GOGC overrides)")
 	fs.BoolVar(&o.CheckConfig, "check-config", false, "check the flags and environment, print the effective settings and exit")
 	fs.DurationVar(&o.ShutdownFor, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests and workers to finish")
 	fs.StringVarP(&o.BlazeConfig, "blaze-config", "D", "", "accepted for compatibility; blaze is not supported")

@@ -21,13 +21,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/spf13/pflag"
-
 	"github.com/bokeh-go/bokeh-server/api"
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/cpuprofile"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
 	"github.com/bokeh-go/bokeh-server/storage"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
 )
 
 func main() {
@@ -61,7 +61,9 @@ func main() {
 	slog.SetDefault(log)
 	redis.SetLogger(redisClientLog{log})
 	stopProfile := cpuprofile.Start(log)
+	stopGC := gctune.Start(uint64(max(o.GCHeadroom, 0))<<20, log)
 	err = run(o, log)
+	stopGC()
 	stopProfile()
 	if err != nil {
 		log.Error("bokeh-server stopped", "err", err)
@@ -193,7 +195,8 @@ func run(o *options, log *slog.Logger) error {
 		apiURL := "http://" + net.JoinHostPort(probeHost(o.IP), strconv.Itoa(o.Port)) + prefix + "/"
 		args := func(port int) []string {
 			a := []string{"--ip", o.IP, "--ws-port", strconv.Itoa(port), "--zmqaddr", o.ZMQAddr,
-				"--api-url", apiURL, "--url-prefix", prefix, "--log-format", o.LogFormat}
+				"--api-url", apiURL, "--url-prefix", prefix, "--log-format", o.LogFormat,
+				"--gc-headroom", strconv.Itoa(o.GCHeadroom)}
 			if o.Debug {
 				a = append(a, "--debug")
 			}

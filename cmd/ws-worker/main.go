@@ -18,6 +18,7 @@ import (
 
 	"github.com/bokeh-go/bokeh-server/broker/wshub"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/cpuprofile"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
 	"github.com/spf13/pflag"
 )
 
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(o, stderr)
 	defer cpuprofile.Start(log)()
+	defer gctune.Start(uint64(max(o.gcHeadroom, 0))<<20, log)()
 	if err := serve(ctx, o, getenv, log); err != nil {
 		log.Error("ws-worker failed", "err", err)
 		return 1

@@ -156,15 +156,18 @@ func (s *scanner) digits() error {
 	return nil
 }
 
+// digitMask marks (0x80) the bytes of x that are not ASCII digits: a digit minus '0' does
+// not borrow and plus 0x46 does not reach 0x80. Borrows and carries only travel upwards, so
+// the lowest marked byte is exactly the first non-digit (what lies above it does not matter).
+func digitMask(x uint64) uint64 {
+	return (x | (x - 0x3030303030303030) | (x + 0x4646464646464646)) & 0x8080808080808080
+}
+
 // skipDigits returns the index of the first non-digit at or after i. Numbers from numpy
-// arrays have 15-17 digits, so it tests eight bytes at a time (SWAR): a byte is a digit when
-// subtracting '0' does not borrow and adding 0x46 does not reach 0x80.
+// arrays have 15-17 digits, so it tests eight bytes at a time (SWAR).
 func skipDigits(d []byte, i int) int {
 	for i+8 <= len(d) {
-		x := binary.LittleEndian.Uint64(d[i:])
-		if m := (x | (x - 0x3030303030303030) | (x + 0x4646464646464646)) & 0x8080808080808080; m != 0 {
-			// Bytes below the first non-digit are digits and cause no borrow or carry, so
-			// the lowest marked byte is exactly the first non-digit.
+		if m := digitMask(binary.LittleEndian.Uint64(d[i:])); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 		i += 8
@@ -175,11 +178,62 @@ func skipDigits(d []byte, i int) int {
 	return i
 }
 
+// digits24 counts the digits (0 to 24) at d[i:], which must hold 24 bytes. It has no
+// branch: a loop ending after one, two or three words would mispredict on nearly every
+// number, since 15-, 16- and 17-digit fractions alternate in real data.
+func digits24(d []byte, i int) int {
+	w := d[i : i+24 : i+24]
+	n1 := bits.TrailingZeros64(digitMask(binary.LittleEndian.Uint64(w))) >> 3 // 8: all digits
+	n2 := bits.TrailingZeros64(digitMask(binary.LittleEndian.Uint64(w[8:]))) >> 3
+	n3 := bits.TrailingZeros64(digitMask(binary.LittleEndian.Uint64(w[16:]))) >> 3
+	return n1 + n1>>3*(n2+n2>>3*n3)
+}
+
 // numberRun skips array elements of the form <number>, (with optional spaces) starting at
 // i, validating each number's grammar, and returns where the first element that is not such
-// a number begins. Anything unusual (a bare token, an exponent, the last element) is left
-// to the general scanner, which also reports errors.
+// a number begins. Anything unusual (a bare token, an exponent, a leading zero, 24 digits in
+// a row, the last element) is left to the general scanner, which also reports errors.
 func numberRun(d []byte, i int) int {
+	// Fast path while a whole element fits: sign, 23 digits, '.', 23 digits, ',' and a space
+	// are at most 50 bytes, so every load below stays inside d.
+	for i+64 <= len(d) {
+		j := i
+		if d[j] == '-' {
+			j++
+		}
+		if d[j] == '0' {
+			j++ // a digit after it fails the checks below: the general scanner reports it
+		} else {
+			n := digits24(d, j)
+			if n == 0 || n == 24 {
+				return i
+			}
+			j += n
+		}
+		if d[j] == '.' {
+			f := digits24(d, j+1)
+			if f == 0 || f == 24 {
+				return i
+			}
+			j += 1 + f
+		}
+		if d[j] != ',' {
+			return i
+		}
+		j++
+		if d[j] == ' ' {
+			j++
+		}
+		if d[j] <= ' ' {
+			j = skipSpaceAt(d, j)
+		}
+		i = j
+	}
+	return numberRunTail(d, i)
+}
+
+// numberRunTail is numberRun near the end of d, one bounds-checked step at a time.
+func numberRunTail(d []byte, i int) int {
 	for {
 		j := i
 		if j < len(d) && d[j] == '-' {
@@ -206,11 +260,7 @@ func numberRun(d []byte, i int) int {
 		if j >= len(d) || d[j] != ',' {
 			return i
 		}
-		j++
-		for j < len(d) && d[j] == ' ' {
-			j++
-		}
-		i = j
+		i = skipSpaceAt(d, j+1)
 	}
 }
 
