@@ -39,6 +39,11 @@ func TestNumberRunGrammar(t *testing.T) {
 	} {
 		checkAgainstStdlib(t, numberColumn(s))
 	}
+	// A run of digits longer than the fast path's window, right at the end of the input.
+	for _, s := range []string{"[" + strings.Repeat("1", 64), "[" + strings.Repeat("1", 64) + "]",
+		"[1, " + strings.Repeat("9", 70) + ".5]", "[0." + strings.Repeat("9", 70) + "]"} {
+		checkAgainstStdlib(t, []byte(s))
+	}
 	// The fast path and the tail must agree on a plain column of every length near the
 	// 64-byte boundary.
 	for n := 1; n < 40; n++ {
