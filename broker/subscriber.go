@@ -31,6 +31,7 @@ type Subscriber struct {
 	log     *slog.Logger
 
 	sock      *zmq.Socket // owned by run
+	recv      *partReceiver
 	watch     *sockWatcher
 	topics    map[string]*subState
 	ackWanted map[string]string // request topic → topic, while unacknowledged
@@ -104,6 +105,7 @@ func (s *Subscriber) open(o options) error {
 	if err = attach(s.sock, s.addr, Connect, ""); err != nil {
 		return err
 	}
+	s.recv = newPartReceiver(s.sock)
 	if s.watch, err = newSockWatcher(s.sock); err != nil {
 		return fmt.Errorf("zmq SUB signal descriptor: %w", err)
 	}

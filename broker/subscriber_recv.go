@@ -21,7 +21,7 @@ func (s *Subscriber) receive() {
 			}
 			batchBytes = 0
 		}
-		parts, err := s.sock.RecvMessageBytes(zmq.DONTWAIT)
+		parts, err := s.recv.recv(zmq.DONTWAIT)
 		if err != nil {
 			if !isAgain(err) {
 				if ok, suppressed := s.badLog.Allow(time.Second); ok {

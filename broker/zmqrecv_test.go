@@ -1,0 +1,115 @@
+package broker
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// The receiver reads libzmq's socket behind pebbe/zmq4's back: it must find that socket
+// (a new binding version with another layout would make sameSocket false and the receiver
+// fall back to the binding), and must deliver multipart messages exactly, empty parts too.
+func TestPartReceiver(t *testing.T) {
+	push, err := zmq.NewSocket(zmq.PUSH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer push.Close()
+	pull, err := zmq.NewSocket(zmq.PULL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pull.Close()
+	addr := inprocName("recv-test")
+	if err := pull.Bind(addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := push.Connect(addr); err != nil {
+		t.Fatal(err)
+	}
+	if !sameSocket(pull) {
+		t.Fatal("sameSocket is false: pebbe/zmq4's Socket layout changed; update rawSocket")
+	}
+	r := newPartReceiver(pull)
+	if r.raw == nil {
+		t.Fatal("receiver fell back to the binding")
+	}
+	if _, err := r.recv(zmq.DONTWAIT); !isAgain(err) {
+		t.Fatalf("empty socket: err %v, want EAGAIN", err)
+	}
+	big := bytes.Repeat([]byte("0123456789"), 7000)
+	msgs := [][][]byte{
+		{[]byte("bokehplot:doc"), big},
+		{[]byte("t"), {}, []byte("last")},
+		{[]byte("single")},
+	}
+	for _, m := range msgs {
+		if _, err := push.SendMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range msgs {
+		var got [][]byte
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got, err = r.recv(zmq.DONTWAIT)
+			if !isAgain(err) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("message %d: %d parts, want %d", i, len(got), len(want))
+		}
+		for j := range want {
+			if !bytes.Equal(got[j], want[j]) {
+				t.Fatalf("message %d part %d: %d bytes differ from the %d sent", i, j, len(got[j]), len(want[j]))
+			}
+		}
+	}
+}
+
+// BenchmarkRecv61KB receives a 2-part message with a 61 KB envelope (a 1000-point update)
+// through the binding and through partReceiver; sending is the same in both.
+func BenchmarkRecv61KB(b *testing.B) {
+	for _, direct := range []bool{false, true} {
+		name := "binding"
+		if direct {
+			name = "direct"
+		}
+		b.Run(name, func(b *testing.B) {
+			push, _ := zmq.NewSocket(zmq.PUSH)
+			defer push.Close()
+			pull, _ := zmq.NewSocket(zmq.PULL)
+			defer pull.Close()
+			addr := inprocName("recv-bench")
+			if err := pull.Bind(addr); err != nil {
+				b.Fatal(err)
+			}
+			if err := push.Connect(addr); err != nil {
+				b.Fatal(err)
+			}
+			r := newPartReceiver(pull)
+			if !direct {
+				r.raw = nil
+			}
+			topic, body := []byte("bokehplot:doc"), bytes.Repeat([]byte("0.8414709848078965, "), 3050)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := push.SendMessage(topic, body); err != nil {
+					b.Fatal(err)
+				}
+				parts, err := r.recv(0)
+				if err != nil || len(parts) != 2 || len(parts[1]) != len(body) {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
