@@ -63,12 +63,29 @@ func TestParseEnvelopeErrors(t *testing.T) {
 		`{"topic": "a:", "msg": "x"}`,
 		`{"topic": "bokehplot:a", "msg": "unterminated`,
 		"{\"topic\": \"bokehplot:a\", \"msg\": \"\xff\"}",
+		// The layout AppendEnvelope writes, which a worker decodes in one pass, broken after
+		// the payload was already decoded.
+		`{"topic": "bokehplot:a", "msg": "x", "exclude": [],}`,
+		`{"topic": "bokehplot:a", "msg": "x",}`,
+		`{"topic": "bokehplot:a", "msg": "x" "exclude": []}`,
+		`{"topic": "bokehplot:a", "msg": "x", "exclude": []`,
+		`{"topic": "bokehplot:a", "msg": "x", "exclude": []}}`,
+		`{"topic": "bokehplot:a", "msg": "x", "msg": "y"}`,
+		`{"topic": "bokehplot:a", "msg": "x", "topic": "bokehplot:b"}`,
+		`{"topic": "bokehplot:a", "msg": "x\q"}`,
+		"{\"topic\": \"bokehplot:a\", \"msg\": \"x\x01\"}",
+		`{"topic": "bokehplot", "msg": "x"}`,
 	}
 	for _, b := range bad {
 		if m, err := ParseEnvelope([]byte(b)); err == nil {
 			t.Errorf("ParseEnvelope(%q) = %+v, want error", b, m)
 		} else if !strings.HasPrefix(err.Error(), "envelope") {
 			t.Errorf("ParseEnvelope(%q) error %q lacks context", b, err)
+		}
+		if m, err := parseEnvelope([]byte(b), true); err == nil {
+			t.Errorf("in place %q = %+v, want error", b, m)
+		} else if !strings.HasPrefix(err.Error(), "envelope") {
+			t.Errorf("in place %q: error %q lacks context", b, err)
 		}
 	}
 }
@@ -84,6 +101,9 @@ func FuzzParseEnvelope(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseEnvelope(data)
 		if err != nil {
+			if m, err := parseEnvelope(append([]byte(nil), data...), true); err == nil {
+				t.Fatalf("in-place decoding accepted %q (%+v), ParseEnvelope did not", data, m)
+			}
 			return
 		}
 		if !ValidTopic(m.Topic) {
@@ -140,3 +160,26 @@ func TestParseEnvelopeInPlace(t *testing.T) {
 }
 
 func strconvQuote(s string) string { return string(rawjson.AppendString(nil, s)) }
+
+// BenchmarkParseEnvelopeInPlace decodes the envelope of a 1000-point update as a worker
+// does (each iteration first restores the envelope the previous one overwrote).
+func BenchmarkParseEnvelopeInPlace(b *testing.B) {
+	var payload strings.Builder
+	payload.WriteString(`{"msgtype": "modelpush", "modelspecs": [{"type": "ColumnDataSource", "id": "s", "attributes": {"data": {"x": [`)
+	for i := range 3000 {
+		if i > 0 {
+			payload.WriteString(", ")
+		}
+		payload.WriteString("-0.8414709848078965")
+	}
+	payload.WriteString(`]}, "id": "s", "doc": "d"}}]}`)
+	env := Message{Topic: PlotTopic("d"), Payload: []byte(payload.String())}.AppendEnvelope(nil)
+	buf := make([]byte, len(env))
+	b.SetBytes(int64(len(env)))
+	for b.Loop() {
+		copy(buf, env)
+		if _, err := parseEnvelope(buf, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
