@@ -9,22 +9,26 @@ import (
 	"time"
 )
 
-func TestPercent(t *testing.T) {
+func TestRoomAndPercent(t *testing.T) {
+	const limit = 64 << 20
 	for _, c := range []struct {
-		headroom, live uint64
-		want           int
+		allocated uint64
+		in        time.Duration
+		live      uint64
+		want      int
 	}{
-		{64 << 20, 1 << 20, 6400},  // small live heap: room for 64 MiB of garbage
-		{64 << 20, 32 << 20, 200},  // medium: still 64 MiB
-		{64 << 20, 1 << 30, 100},   // large heaps keep Go's default
-		{64 << 20, 1, 10000},       // bounded above
-		{64 << 20, 0, 10000},       // no division by zero
-		{1 << 20, 100 << 20, 100},  // headroom smaller than the default's
-		{96 << 20, 3 << 20, 3200},  // the API under the update benchmark
-		{64 << 20, 640 << 20, 100}, // exactly the default
+		{240 << 20, time.Second, 4 << 20, 600},             // streaming 240 MB/s: 24 MiB of room, ~10 collections/s
+		{2 << 30, time.Second, 1 << 20, 6400},              // faster still: room capped at 64 MiB
+		{2 << 30, time.Second, 1, 10000},                   // GOGC bounded above
+		{20 << 20, time.Second, 8 << 20, 100},              // accepting connections: Go's default pacing
+		{240 << 20, time.Second, 1 << 30, 100},             // a big live heap keeps the default 2x bound
+		{1 << 20, 0, 4 << 20, 1600},                        // no time elapsed: the limit
+		{0, time.Hour, 4 << 20, 100},                       // idle
+		{640 << 20, time.Second, 0, 10000},                 // no division by zero
+		{240 << 20, 100 * time.Millisecond, 16 << 20, 400}, // one cycle's worth
 	} {
-		if got := Percent(c.headroom, c.live); got != c.want {
-			t.Errorf("Percent(%d, %d) = %d, want %d", c.headroom, c.live, got, c.want)
+		if got := Percent(Room(c.allocated, c.in, limit), c.live); got != c.want {
+			t.Errorf("%d bytes in %v, live %d: GOGC %d, want %d", c.allocated, c.in, c.live, got, c.want)
 		}
 	}
 }
@@ -42,28 +46,58 @@ func (t *tuner) cycleCount() int {
 	return t.cycles
 }
 
-func TestStartFollowsEveryCollection(t *testing.T) {
+var sink []byte
+
+// allocateFor allocates 64 KiB blocks, as a worker receiving updates does, for d.
+func allocateFor(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		for range 64 {
+			sink = make([]byte, 64<<10)
+		}
+	}
+}
+
+func TestStartFollowsTheAllocationRate(t *testing.T) {
 	t.Setenv("GOGC", "")
 	defer debug.SetGCPercent(currentPercent())
 	debug.SetGCPercent(100)
 	tu := start(64<<20, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	// The test binary's live heap is far below 64 MiB: GOGC goes well above 100 at once.
+	defer tu.stop()
+	// Allocating as fast as it can, this test allocates far more than 64 MiB per Interval
+	// against a small live heap: GOGC goes well above 100.
+	allocateFor(300 * time.Millisecond)
 	if p := currentPercent(); p <= 1000 {
-		t.Fatalf("GOGC = %d after Start with a small live heap", p)
+		t.Fatalf("GOGC = %d after fast allocation with a small live heap (%d cycles)", p, tu.cycleCount())
 	}
-	// Every collection runs the tuner again (the sentinel re-arms itself).
-	for want := 2; want <= 4; want++ {
-		deadline := time.Now().Add(5 * time.Second)
-		for tu.cycleCount() < want && time.Now().Before(deadline) {
-			runtime.GC()
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := tu.cycleCount(); n < want {
-			t.Fatalf("tuner ran %d times, want %d after collections", n, want)
-		}
+	// Quiet again: the next collections find little allocated per Interval and go back to
+	// Go's default.
+	for range 3 {
+		time.Sleep(2 * Interval)
+		runtime.GC()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for currentPercent() != 100 && time.Now().Before(deadline) {
+		time.Sleep(Interval)
+		runtime.GC()
+	}
+	if p := currentPercent(); p != 100 {
+		t.Fatalf("GOGC = %d after the program went quiet, want 100", p)
+	}
+	// Every collection runs the tuner (the sentinel re-arms itself), until stopped.
+	n := tu.cycleCount()
+	runtime.GC()
+	time.Sleep(20 * time.Millisecond)
+	runtime.GC()
+	deadline = time.Now().Add(5 * time.Second)
+	for tu.cycleCount() <= n && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
+	}
+	if tu.cycleCount() <= n {
+		t.Fatal("the tuner stopped following collections")
 	}
 	tu.stop()
-	n := tu.cycleCount()
+	n = tu.cycleCount()
 	for range 3 {
 		runtime.GC()
 		time.Sleep(5 * time.Millisecond)
@@ -79,8 +113,7 @@ func TestExplicitGOGCWins(t *testing.T) {
 	debug.SetGCPercent(50)
 	stop := Start(64<<20, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer stop()
-	runtime.GC()
-	time.Sleep(20 * time.Millisecond)
+	allocateFor(100 * time.Millisecond)
 	runtime.GC()
 	if p := currentPercent(); p != 50 {
 		t.Fatalf("GOGC = %d with $GOGC=50 set", p)
