@@ -7,7 +7,6 @@ package gctune
 import (
 	"log/slog"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
@@ -20,9 +19,8 @@ import (
 const DefaultHeadroomMiB = 64
 
 // Interval is how often, at most, the collector should run while the program allocates
-// fast: the headroom is what it allocates in that time (within the bound). A program that
-// allocates slowly, such as a worker accepting idle connections, keeps Go's default pacing
-// and so its memory use.
+// fast: the headroom is what it allocates in that time (within the bound). It is also how
+// often the tuner looks at the allocation rate.
 const Interval = 100 * time.Millisecond
 
 const (
@@ -36,8 +34,10 @@ const (
 )
 
 // Start paces collections to about one per Interval while the program allocates fast:
-// after each cycle it sets GOGC to max(100, room / live heap), where room is what the
-// program allocated per Interval over the last cycle, at most headroom.
+// every Interval it sets GOGC to max(100, room / live heap), where room is what the program
+// allocated in the last Interval, at most headroom. When a burst ends (GOGC falls back to
+// 100) it collects once and returns the freed memory to the system, so that a quiet
+// program, such as a worker holding idle connections, does not keep a burst's garbage.
 // It does nothing when headroom is 0 or $GOGC is set (the operator's explicit choice wins);
 // GOMEMLIMIT, when set, still bounds the heap. stop ends the tuning.
 func Start(headroom uint64, log *slog.Logger) (stop func()) {
@@ -52,63 +52,54 @@ func Start(headroom uint64, log *slog.Logger) (stop func()) {
 	return t.stop
 }
 
-func start(headroom uint64, log *slog.Logger) *tuner {
-	t := &tuner{headroom: headroom, log: log, percent: minPercent, last: time.Now(),
-		sample: []metrics.Sample{{Name: liveMetric}, {Name: allocsMetric}}}
-	metrics.Read(t.sample)
-	if v := t.sample[1].Value; v.Kind() == metrics.KindUint64 {
-		t.allocs = v.Uint64()
-	}
-	t.arm()
-	return t
-}
-
 type tuner struct {
 	headroom uint64
 	log      *slog.Logger
+	done     chan struct{}
+	stopOnce sync.Once
+	exited   chan struct{}
 
-	mu      sync.Mutex
-	stopped bool
-	percent int
-	cycles  int // adjustments made, for tests
-	sample  []metrics.Sample
-	last    time.Time // previous adjustment
-	allocs  uint64    // bytes allocated by then
+	mu       sync.Mutex // guards what tests read
+	percent  int
+	releases int // collections at the end of a burst
+	sample   []metrics.Sample
+	allocs   uint64 // bytes allocated at the last look
+	last     time.Time
+}
+
+func start(headroom uint64, log *slog.Logger) *tuner {
+	t := &tuner{headroom: headroom, log: log, percent: minPercent, done: make(chan struct{}),
+		exited: make(chan struct{}), sample: []metrics.Sample{{Name: liveMetric}, {Name: allocsMetric}}}
+	t.read()
+	go t.run()
+	return t
 }
 
 func (t *tuner) stop() {
-	t.mu.Lock()
-	t.stopped = true
-	t.mu.Unlock()
+	t.stopOnce.Do(func() { close(t.done) })
+	<-t.exited
 }
 
-// sentinel is garbage as soon as it is armed; its cleanup runs after the collection that
-// found it unreachable, i.e. once per GC cycle. It holds a pointer so that it is not a
-// tiny allocation (those share blocks and may be freed much later).
-type sentinel struct {
-	_ *byte
-	_ [2]uint64
-}
-
-func (t *tuner) arm() {
-	runtime.AddCleanup(&sentinel{}, func(t *tuner) {
-		if t.adjust() {
-			t.arm()
+func (t *tuner) run() {
+	defer close(t.exited)
+	tick := time.NewTicker(Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-tick.C:
+			t.adjust()
 		}
-	}, t)
+	}
 }
 
-// adjust sets GOGC for the live heap the last cycle found; false once stopped.
-func (t *tuner) adjust() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.stopped {
-		return false
-	}
-	t.cycles++
+// read samples the metrics; it returns the live heap and the bytes allocated since the
+// previous read, and in how long.
+func (t *tuner) read() (live, allocated uint64, in time.Duration) {
 	metrics.Read(t.sample)
 	now := time.Now()
-	live := uint64(minLive)
+	live = minLive
 	if v := t.sample[0].Value; v.Kind() == metrics.KindUint64 && v.Uint64() > live {
 		live = v.Uint64()
 	}
@@ -116,15 +107,30 @@ func (t *tuner) adjust() bool {
 	if v := t.sample[1].Value; v.Kind() == metrics.KindUint64 {
 		allocs = v.Uint64()
 	}
-	p := Percent(Room(allocs-t.allocs, now.Sub(t.last), t.headroom), live)
+	allocated, in = allocs-t.allocs, now.Sub(t.last)
 	t.allocs, t.last = allocs, now
+	return live, allocated, in
+}
+
+// adjust sets GOGC for the last Interval's allocation rate.
+func (t *tuner) adjust() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	live, allocated, in := t.read()
+	p := Percent(Room(allocated, in, t.headroom), live)
 	// Small changes are not worth recomputing the pacer for.
-	if p != t.percent && (p*20 < t.percent*19 || p*20 > t.percent*21 || p == minPercent) {
-		debug.SetGCPercent(p)
-		t.log.Debug("GC pacing", "live_bytes", live, "gogc", p)
-		t.percent = p
+	if p == t.percent || (p != minPercent && p*20 >= t.percent*19 && p*20 <= t.percent*21) {
+		return
 	}
-	return true
+	debug.SetGCPercent(p)
+	t.log.Debug("GC pacing", "live_bytes", live, "allocated_per_interval", allocated, "gogc", p)
+	burstEnded := p == minPercent && t.percent > minPercent
+	t.percent = p
+	if burstEnded {
+		debug.FreeOSMemory()
+		t.releases++
+		t.read() // the collection's own work is not the program's allocation
+	}
 }
 
 // Room is the headroom for a program that allocated n bytes in d: what it allocates per
