@@ -24,8 +24,10 @@ const DefaultHeadroomMiB = 64
 const Interval = 100 * time.Millisecond
 
 const (
-	liveMetric   = "/gc/heap/live:bytes"
-	allocsMetric = "/gc/heap/allocs:bytes"
+	liveMetric    = "/gc/heap/live:bytes"
+	stacksMetric  = "/gc/scan/stack:bytes"
+	globalsMetric = "/gc/scan/globals:bytes"
+	allocsMetric  = "/gc/heap/allocs:bytes"
 	// Below this live heap the percentage would be meaninglessly large.
 	minLive = 1 << 20
 	// GOGC never goes below Go's default (big heaps keep the usual 2x bound) nor above this.
@@ -69,7 +71,8 @@ type tuner struct {
 
 func start(headroom uint64, log *slog.Logger) *tuner {
 	t := &tuner{headroom: headroom, log: log, percent: minPercent, done: make(chan struct{}),
-		exited: make(chan struct{}), sample: []metrics.Sample{{Name: liveMetric}, {Name: allocsMetric}}}
+		exited: make(chan struct{}), sample: []metrics.Sample{{Name: liveMetric}, {Name: stacksMetric}, {Name: globalsMetric},
+			{Name: allocsMetric}}}
 	t.read()
 	go t.run()
 	return t
@@ -94,17 +97,19 @@ func (t *tuner) run() {
 	}
 }
 
-// read samples the metrics; it returns the live heap and the bytes allocated since the
-// previous read, and in how long.
+// read samples the metrics; it returns what GOGC is a percentage of (the live heap, stacks
+// and globals) and the bytes allocated since the previous read, and in how long.
 func (t *tuner) read() (live, allocated uint64, in time.Duration) {
 	metrics.Read(t.sample)
 	now := time.Now()
-	live = minLive
-	if v := t.sample[0].Value; v.Kind() == metrics.KindUint64 && v.Uint64() > live {
-		live = v.Uint64()
+	for _, s := range t.sample[:3] {
+		if s.Value.Kind() == metrics.KindUint64 {
+			live += s.Value.Uint64()
+		}
 	}
+	live = max(live, minLive)
 	var allocs uint64
-	if v := t.sample[1].Value; v.Kind() == metrics.KindUint64 {
+	if v := t.sample[3].Value; v.Kind() == metrics.KindUint64 {
 		allocs = v.Uint64()
 	}
 	allocated, in = allocs-t.allocs, now.Sub(t.last)
@@ -143,8 +148,8 @@ func Room(n uint64, d time.Duration, limit uint64) uint64 {
 	return min(room, limit)
 }
 
-// Percent is the GOGC that lets a heap of live bytes grow by headroom before the next
-// collection, within [100, 10000].
+// Percent is the GOGC that lets a heap grow by headroom before the next collection, live
+// being what GOGC is a percentage of (live heap, stacks, globals); within [100, 10000].
 func Percent(headroom, live uint64) int {
 	if live == 0 {
 		live = 1
