@@ -45,6 +45,11 @@ func newTestAPIWithStore(t *testing.T, cfg api.Config, store storage.Store) *tes
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
+	t.Cleanup(func() {
+		for _, b := range rec.BrokenVerbatim() {
+			t.Error(b)
+		}
+	})
 	prefix, _ := api.NormalizePrefix(cfg.URLPrefix)
 	return &testAPI{root: hs.URL + prefix + "/", rec: rec, store: store, http: hs}
 }

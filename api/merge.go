@@ -3,7 +3,9 @@ package api
 import (
 	"bytes"
 	"fmt"
+	"sort"
 	"sync"
+	"unsafe"
 
 	"github.com/bokeh-go/bokeh-server/storage"
 	"github.com/bokeh-go/bokeh-server/storage/rawjson"
@@ -28,13 +30,12 @@ func mergeMembers(base, update []rawjson.Field) []rawjson.Field {
 	out := make([]rawjson.Field, 0, len(base)+len(update))
 	used := make([]bool, len(update))
 	for _, f := range base {
-		v := f.Value
 		for j, u := range update {
 			if u.Key == f.Key {
-				v, used[j] = u.Value, true
+				f, used[j] = u, true
 			}
 		}
-		out = append(out, rawjson.Field{Key: f.Key, Value: v})
+		out = append(out, f)
 	}
 	for j, u := range update {
 		if !used[j] {
@@ -46,7 +47,9 @@ func mergeMembers(base, update []rawjson.Field) []rawjson.Field {
 
 // writeModelPush writes {"msgtype": "modelpush", "modelspecs": [...]} for models, setting
 // each model's attrs to its slice of the text and recording its members' new value slices.
-func writeModelPush(models []*mergedModel, docid string) []byte {
+// verbatim lists where the request's runs of numbers (src) landed in the text, which the
+// broker then copies into its envelope instead of escaping (broker.Message.Verbatim).
+func writeModelPush(models []*mergedModel, docid string, src numberRuns) (push []byte, verbatim [][2]int) {
 	size := 64
 	for _, m := range models {
 		size += 96 + len(m.typ) + len(m.subtype) + 2*len(m.id) + len(docid)
@@ -78,6 +81,7 @@ func writeModelPush(models []*mergedModel, docid string) []byte {
 			offsets[j][0] = len(buf)
 			buf = append(buf, f.Value...)
 			offsets[j][1] = len(buf)
+			verbatim = src.appendWithin(verbatim, f.Value, offsets[j][0])
 			buf = append(buf, ", "...)
 		}
 		buf = append(buf, `"id": `...)
@@ -93,7 +97,32 @@ func writeModelPush(models []*mergedModel, docid string) []byte {
 		}
 		buf = append(buf, '}')
 	}
-	return append(buf, "]}"...)
+	return append(buf, "]}"...), verbatim
+}
+
+// numberRuns are a request body's runs of plain numbers (rawjson.Info.NumberRuns).
+type numberRuns struct {
+	body []byte
+	runs [][2]int
+}
+
+// appendWithin appends the runs that lie within value, a slice of the body or not, as
+// offsets from at, where value is copied to.
+func (n numberRuns) appendWithin(dst [][2]int, value []byte, at int) [][2]int {
+	if len(n.runs) == 0 || len(value) == 0 || len(n.body) == 0 {
+		return dst
+	}
+	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(value))) - uintptr(unsafe.Pointer(unsafe.SliceData(n.body))))
+	if off < 0 || off > len(n.body)-len(value) {
+		return dst // not from this body (a stored member)
+	}
+	end := off + len(value)
+	i := sort.Search(len(n.runs), func(i int) bool { return n.runs[i][1] > off })
+	for ; i < len(n.runs) && n.runs[i][0] < end; i++ {
+		lo, hi := max(n.runs[i][0], off), min(n.runs[i][1], end)
+		dst = append(dst, [2]int{at + lo - off, at + hi - off})
+	}
+	return dst
 }
 
 // fieldCache remembers the members of the attributes this process last wrote for each

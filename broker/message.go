@@ -37,6 +37,10 @@ type Message struct {
 	// tail: a Subscriber decodes envelopes straight into this form so that a worker need
 	// not copy a large payload again to frame it. Publishers ignore it.
 	Frame []byte
+	// Verbatim, when not nil, lists ranges of Payload (sorted, disjoint [start, end) byte
+	// offsets) that read the same inside a JSON string, such as data columns of numbers:
+	// AppendEnvelope copies them instead of escaping them byte by byte.
+	Verbatim [][2]int
 }
 
 // AppendEnvelope appends the §5.6 envelope {"topic", "msg", "exclude"}, with the payload
@@ -46,7 +50,7 @@ func (m Message) AppendEnvelope(dst []byte) []byte {
 	dst = rawjson.AppendString(dst, m.Topic)
 	dst = append(dst, `, "msg": `...)
 	// JSON escapes only (no HTML ones): the envelope is read by workers, never by a page.
-	dst = rawjson.AppendText(dst, m.Payload)
+	dst = rawjson.AppendTextVerbatim(dst, m.Payload, m.Verbatim)
 	dst = append(dst, `, "exclude": [`...)
 	for i, id := range m.Exclude {
 		if i > 0 {

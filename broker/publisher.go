@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"bytes"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -27,15 +29,35 @@ type PublishStats struct {
 type Recorder struct {
 	mu        sync.Mutex
 	msgs      []Message
+	broken    []string
 	published atomic.Uint64
 }
 
-// Publish records m.
+// Publish records m. It also checks the promise of m.Verbatim: the envelope must be the
+// same whether those ranges are copied or escaped (see BrokenVerbatim).
 func (r *Recorder) Publish(m Message) {
+	var broken string
+	if m.Verbatim != nil {
+		plain := m
+		plain.Verbatim = nil
+		if with, want := m.AppendEnvelope(nil), plain.AppendEnvelope(nil); !bytes.Equal(with, want) {
+			broken = fmt.Sprintf("%s: verbatim ranges %v change the envelope", m.Topic, m.Verbatim)
+		}
+	}
 	r.mu.Lock()
 	r.msgs = append(r.msgs, m)
+	if broken != "" {
+		r.broken = append(r.broken, broken)
+	}
 	r.mu.Unlock()
 	r.published.Add(1)
+}
+
+// BrokenVerbatim describes the messages whose Verbatim ranges needed escaping after all.
+func (r *Recorder) BrokenVerbatim() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.broken...)
 }
 
 // Messages returns a copy of everything published so far.

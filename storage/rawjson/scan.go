@@ -28,7 +28,16 @@ type Info struct {
 	// BareTokens is true when the text holds a bare NaN, Infinity or -Infinity token, which
 	// browsers cannot parse (see Sanitize).
 	BareTokens bool
+	// NumberRuns are the stretches of array elements (at least MinNumberRun bytes, as
+	// [start, end) offsets into the text) made of plain numbers, commas and spaces only:
+	// they read the same inside a JSON string, so an envelope can copy them as they are
+	// (AppendTextVerbatim) instead of escaping them byte by byte.
+	NumberRuns [][2]int
 }
+
+// MinNumberRun is the shortest run of numbers recorded in Info.NumberRuns: shorter ones
+// are escaped faster than they are recorded and looked up.
+const MinNumberRun = 256
 
 type scanner struct {
 	data  []byte
@@ -39,7 +48,7 @@ type scanner struct {
 	// nested names the member whose object value object() parses with onNested, in the
 	// same pass as its parent (see ArrayOfObjects).
 	nested   string
-	onNested func(key string, value []byte)
+	onNested func(f Field)
 }
 
 func (s *scanner) errorf(format string, args ...any) error {
@@ -192,9 +201,10 @@ func digits24(d []byte, i int) int {
 
 // numberRun skips array elements of the form <number>, (with optional whitespace) starting
 // at i, validating each number's grammar, and returns where the first element that is not
-// such a number begins. Anything unusual (a bare token, an exponent, a leading zero, 24
-// fraction digits, the last element) is left to the general scanner, which reports errors.
-func numberRun(d []byte, i int) int {
+// such a number begins, and whether it skipped whitespace other than spaces. Anything
+// unusual (a bare token, an exponent, a leading zero, 24 fraction digits, the last element)
+// is left to the general scanner, which reports errors.
+func numberRun(d []byte, i int) (next int, ctl bool) {
 	// Fast path while a whole element fits: sign and up to 23 digits, '.', up to 23 digits,
 	// ',' and a space are at most 51 bytes, so every read below stays inside d.
 	for i+64 <= len(d) {
@@ -208,42 +218,45 @@ func numberRun(d []byte, i int) int {
 			j++ // a digit after it fails the checks below: the general scanner reports it
 		case c-'1' < 9:
 			if j = skipDigits(d, j+1); j > i+24 {
-				return i // keeps the reads below within the 64 bytes
+				return i, ctl // keeps the reads below within the 64 bytes
 			}
 		default:
-			return i
+			return i, ctl
 		}
 		if d[j] == '.' {
 			f := digits24(d, j+1)
 			if f == 0 || f == 24 {
-				return i
+				return i, ctl
 			}
 			j += 1 + f
 		}
 		if d[j] != ',' {
-			return i
+			return i, ctl
 		}
 		j++
 		if d[j] == ' ' {
 			j++
 		}
 		if d[j] <= ' ' {
-			j = skipSpaceAt(d, j)
+			k := skipSpaceAt(d, j)
+			ctl = ctl || controlSpace(d[j:k])
+			j = k
 		}
 		i = j
 	}
-	return numberRunTail(d, i)
+	next, tailCtl := numberRunTail(d, i)
+	return next, ctl || tailCtl
 }
 
 // numberRunTail is numberRun near the end of d, one bounds-checked step at a time.
-func numberRunTail(d []byte, i int) int {
+func numberRunTail(d []byte, i int) (next int, ctl bool) {
 	for {
 		j := i
 		if j < len(d) && d[j] == '-' {
 			j++
 		}
 		if j >= len(d) {
-			return i
+			return i, ctl
 		}
 		switch c := d[j]; {
 		case c == '0':
@@ -251,20 +264,32 @@ func numberRunTail(d []byte, i int) int {
 		case c-'1' < 9:
 			j = skipDigits(d, j+1)
 		default:
-			return i
+			return i, ctl
 		}
 		if j < len(d) && d[j] == '.' {
 			k := skipDigits(d, j+1)
 			if k == j+1 {
-				return i
+				return i, ctl
 			}
 			j = k
 		}
 		if j >= len(d) || d[j] != ',' {
-			return i
+			return i, ctl
 		}
-		i = skipSpaceAt(d, j+1)
+		k := skipSpaceAt(d, j+1)
+		ctl = ctl || controlSpace(d[j+1:k])
+		i = k
 	}
+}
+
+// controlSpace reports whether the whitespace ws holds anything but spaces.
+func controlSpace(ws []byte) bool {
+	for _, c := range ws {
+		if c != ' ' {
+			return true
+		}
+	}
+	return false
 }
 
 // str scans a string literal and returns its raw contents (between the quotes) and whether
@@ -332,7 +357,7 @@ func isHex4(b []byte) bool {
 
 // object scans an object; onField, if not nil, sees each member's decoded key and value span.
 // When s.onRef is set, it is called for every object with string "type" and "id" members.
-func (s *scanner) object(onField func(key string, value []byte)) error {
+func (s *scanner) object(onField func(f Field)) error {
 	if s.depth++; s.depth > MaxDepth {
 		return s.errorf("nesting deeper than %d levels", MaxDepth)
 	}
@@ -388,7 +413,7 @@ func (s *scanner) object(onField func(key string, value []byte)) error {
 			if keyEsc {
 				key = unescape(rawKey)
 			}
-			onField(key, s.data[start:s.pos])
+			onField(Field{Key: key, Value: s.data[start:s.pos]})
 		}
 		s.skipSpace()
 		if s.pos >= len(s.data) {
@@ -433,7 +458,11 @@ func (s *scanner) array(onElem func(value []byte)) error {
 	for {
 		if onElem == nil {
 			// Data columns are long runs of plain numbers: take them in one tight loop.
-			s.pos = numberRun(s.data, s.pos)
+			start := s.pos
+			var ctl bool
+			if s.pos, ctl = numberRun(s.data, s.pos); !ctl && s.pos-start >= MinNumberRun {
+				s.info.NumberRuns = append(s.info.NumberRuns, [2]int{start, s.pos})
+			}
 		}
 		start := s.pos
 		if err := s.value(); err != nil {
@@ -494,7 +523,7 @@ func Fields(data []byte) ([]Field, Info, error) {
 		return nil, s.info, s.errorf("unexpected %s, expected an object", s.describe())
 	}
 	fields := make([]Field, 0, 8)
-	err := s.object(func(k string, v []byte) { fields = append(fields, Field{k, v}) })
+	err := s.object(func(f Field) { fields = append(fields, f) })
 	if err == nil {
 		err = s.end()
 	}
@@ -523,8 +552,8 @@ func Elements(data []byte) ([][]byte, Info, error) {
 func ArrayOfObjects(data []byte, nested string, elem func(top, inner []Field) error) (Info, error) {
 	var top, inner []Field
 	s := scanner{data: data, nested: nested}
-	s.onNested = func(k string, v []byte) { inner = append(inner, Field{k, v}) }
-	onTop := func(k string, v []byte) { top = append(top, Field{k, v}) }
+	s.onNested = func(f Field) { inner = append(inner, f) }
+	onTop := func(f Field) { top = append(top, f) }
 	s.skipSpace()
 	if s.pos >= len(data) || data[s.pos] != '[' {
 		return s.info, s.errorf("unexpected %s, expected an array", s.describe())

@@ -171,9 +171,42 @@ func AppendText(dst, b []byte) []byte {
 // '>' and '&' (so text can sit inside HTML script elements) and U+2028/U+2029.
 func AppendString(dst []byte, s string) []byte { return appendString(dst, s, true) }
 
-func appendString(dst []byte, s string, html bool) []byte {
-	const hexDigits = "0123456789abcdef"
+// AppendTextVerbatim is AppendText for a text whose verbatim ranges (sorted, disjoint
+// [start, end) offsets into b) are known to read the same inside a string literal, such as
+// values rawjson marked Plain: those are copied without being looked at. The ranges must
+// start and end at ASCII bytes.
+func AppendTextVerbatim(dst, b []byte, verbatim [][2]int) []byte {
 	dst = append(dst, '"')
+	last := 0
+	for _, r := range verbatim {
+		if r[0] < last || r[1] < r[0] || r[1] > len(b) {
+			// Not what the caller promised: escape the rest as a whole instead.
+			break
+		}
+		dst = appendEscaped(dst, b[last:r[0]], false)
+		dst = append(dst, b[r[0]:r[1]]...)
+		last = r[1]
+	}
+	dst = appendEscaped(dst, b[last:], false)
+	return append(dst, '"')
+}
+
+func appendEscaped(dst, b []byte, html bool) []byte {
+	if len(b) == 0 {
+		return dst
+	}
+	s := unsafe.String(&b[0], len(b))
+	return appendStringContents(dst, s, html)
+}
+
+func appendString(dst []byte, s string, html bool) []byte {
+	dst = append(dst, '"')
+	return append(appendStringContents(dst, s, html), '"')
+}
+
+// appendStringContents appends s escaped, without the quotes.
+func appendStringContents(dst []byte, s string, html bool) []byte {
+	const hexDigits = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(s); {
 		if html {
@@ -224,8 +257,7 @@ func appendString(dst []byte, s string, html bool) []byte {
 		}
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }
 
 // AppendObject appends the members as a JSON object.
