@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -57,7 +58,7 @@ func writeModelPush(models []*mergedModel, docid string, src numberRuns) (push [
 			size += len(f.Key) + len(f.Value) + 6
 		}
 	}
-	buf := make([]byte, 0, size)
+	buf := uninitialized(size)
 	buf = append(buf, `{"msgtype": "modelpush", "modelspecs": [`...)
 	for i, m := range models {
 		if i > 0 {
@@ -98,6 +99,17 @@ func writeModelPush(models []*mergedModel, docid string, src numberRuns) (push [
 		buf = append(buf, '}')
 	}
 	return append(buf, "]}"...), verbatim
+}
+
+// uninitialized returns an empty slice of capacity n whose memory was not zeroed, as
+// strings.Builder gets it: appends write every byte before anything can read it. A 60 KB
+// update's modelpush is a fresh buffer per request (stored models are slices of it), and
+// zeroing it was 5 % of the API's CPU.
+func uninitialized(n int) []byte {
+	var b strings.Builder
+	b.Grow(max(n, 1))
+	b.WriteByte(0)
+	return unsafe.Slice(unsafe.StringData(b.String()), max(n, 1))[:0]
 }
 
 // numberRuns are a request body's runs of plain numbers (rawjson.Info.NumberRuns).
