@@ -16,11 +16,14 @@ import (
 // cpuSplit says which CPUs the servers (API, workers, redis, the limits' child processes) and
 // the load generator (this process) run on.
 type cpuSplit struct {
-	Server []int  `json:"server_cpus"`
-	Client []int  `json:"client_cpus"`
-	Pinned bool   `json:"pinned"`
-	Total  int    `json:"cpus"`
-	Note   string `json:"note"`
+	Server []int `json:"server_cpus"`
+	Client []int `json:"client_cpus"`
+	// UpdateWorker are the CPUs of the update scenario's worker (the other scenarios' workers
+	// run on Server): beside the load generator unless --update-worker-cpus says otherwise.
+	UpdateWorker []int  `json:"update_worker_cpus"`
+	Pinned       bool   `json:"pinned"`
+	Total        int    `json:"cpus"`
+	Note         string `json:"note"`
 }
 
 // onlineCPUs lists the CPUs this process may run on.
@@ -75,13 +78,16 @@ func parseCPUList(s string, online []int) ([]int, error) {
 	return out, nil
 }
 
-// decideSplit applies --server-cpus/--client-cpus; by default the servers get the first
-// half of the CPUs and the load generator the rest (one each on two cores).
-func decideSplit(serverFlag, clientFlag string, attach bool) (cpuSplit, error) {
+// decideSplit applies --server-cpus/--client-cpus/--update-worker-cpus; by default the
+// servers get the first half of the CPUs and the load generator the rest (one each on two
+// cores), except that the update scenario's worker runs beside the load generator: the API
+// then has a CPU of its own, and neither CPU is left mostly idle (the load generator of the
+// update loop needs about half of one, the worker a quarter).
+func decideSplit(serverFlag, clientFlag, updateWorkerFlag string, attach bool) (cpuSplit, error) {
 	online := onlineCPUs()
 	sp := cpuSplit{Total: len(online)}
 	if serverFlag == "none" || clientFlag == "none" || len(online) < 2 {
-		sp.Server, sp.Client = online, online
+		sp.Server, sp.Client, sp.UpdateWorker = online, online, online
 		sp.Note = "not pinned: servers and load generator share every CPU"
 		return sp, nil
 	}
@@ -98,9 +104,24 @@ func decideSplit(serverFlag, clientFlag string, attach bool) (cpuSplit, error) {
 			return sp, err
 		}
 	}
+	switch updateWorkerFlag {
+	case "", "client":
+		sp.UpdateWorker = sp.Client
+	case "server":
+		sp.UpdateWorker = sp.Server
+	default:
+		if sp.UpdateWorker, err = parseCPUList(updateWorkerFlag, online); err != nil {
+			return sp, err
+		}
+	}
 	sp.Pinned = true
-	sp.Note = fmt.Sprintf("servers pinned to CPU %s (GOMAXPROCS %d each), load generator to CPU %s (GOMAXPROCS %d)",
-		cpuString(sp.Server), len(sp.Server), cpuString(sp.Client), len(sp.Client))
+	sp.Note = fmt.Sprintf("servers pinned to CPU %s (GOMAXPROCS %d each), load generator to CPU %s (GOMAXPROCS %d); "+
+		"the update scenario's ws-worker to CPU %s (its API and redis alone on CPU %s)",
+		cpuString(sp.Server), len(sp.Server), cpuString(sp.Client), len(sp.Client), cpuString(sp.UpdateWorker), cpuString(sp.Server))
+	if cpuString(sp.UpdateWorker) == cpuString(sp.Server) {
+		sp.Note = fmt.Sprintf("servers pinned to CPU %s (GOMAXPROCS %d each), load generator to CPU %s (GOMAXPROCS %d)",
+			cpuString(sp.Server), len(sp.Server), cpuString(sp.Client), len(sp.Client))
+	}
 	if attach {
 		sp.Note = fmt.Sprintf("attached servers not pinned by us; load generator and limit processes: clients on CPU %s, limit servers on CPU %s",
 			cpuString(sp.Client), cpuString(sp.Server))

@@ -56,6 +56,11 @@ func (l *launcher) bin(name string) string { return filepath.Join(l.binDir, name
 
 // start runs bin pinned to the server CPUs.
 func (l *launcher) start(name, bin string, args []string, env []string) (*proc, error) {
+	return l.startOn(l.split.Server, name, bin, args, env)
+}
+
+// startOn runs bin pinned to cpus (when the split is pinned).
+func (l *launcher) startOn(cpus []int, name, bin string, args []string, env []string) (*proc, error) {
 	logPath := filepath.Join(l.dir, strings.NewReplacer(" ", "_", ":", "_", "/", "_").Replace(name)+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -68,7 +73,7 @@ func (l *launcher) start(name, bin string, args []string, env []string) (*proc, 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var pinTo, restore []int
 	if l.split.Pinned {
-		pinTo, restore = l.split.Server, l.split.Client
+		pinTo, restore = cpus, l.split.Client
 	}
 	if err := startPinned(cmd.Start, pinTo, restore); err != nil {
 		f.Close()
@@ -201,7 +206,7 @@ type topology struct {
 // startTopology starts bokeh-server with backend and no workers of its own, then the
 // workers, all pinned to the server CPUs. redis is the server's managed redis-server, so
 // it runs as in production (loopback, AOF every second) and inherits the pinning.
-func (l *launcher) startTopology(backend string, workers int, extraWorkerArgs ...string) (*topology, error) {
+func (l *launcher) startTopology(backend string, workers int, workerCPUs []int, extraWorkerArgs ...string) (*topology, error) {
 	apiPort, err := l.freePort()
 	if err != nil {
 		return nil, err
@@ -233,7 +238,7 @@ func (l *launcher) startTopology(backend string, workers int, extraWorkerArgs ..
 		return nil, err
 	}
 	for range workers {
-		if err := l.addWorker(t, extraWorkerArgs...); err != nil {
+		if err := l.addWorker(t, workerCPUs, extraWorkerArgs...); err != nil {
 			return nil, err
 		}
 	}
@@ -241,7 +246,7 @@ func (l *launcher) startTopology(backend string, workers int, extraWorkerArgs ..
 }
 
 // addWorker starts one more ws-worker for t.
-func (l *launcher) addWorker(t *topology, extra ...string) error {
+func (l *launcher) addWorker(t *topology, cpus []int, extra ...string) error {
 	port, err := l.freePort()
 	if err != nil {
 		return err
@@ -250,7 +255,7 @@ func (l *launcher) addWorker(t *topology, extra ...string) error {
 	args := append([]string{"--ip", "127.0.0.1", "--ws-port", strconv.Itoa(port), "--zmqaddr", t.zmqAddr,
 		"--api-url", t.apiRoot, "--secret-key", benchSecret, "--drain-timeout", "0"}, extra...)
 	name := "ws-worker-" + strconv.Itoa(port)
-	p, err := l.start(name, l.bin("ws-worker"), args, profileEnv(name))
+	p, err := l.startOn(cpus, name, l.bin("ws-worker"), args, profileEnv(name))
 	if err != nil {
 		return err
 	}

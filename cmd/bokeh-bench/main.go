@@ -47,6 +47,7 @@ type options struct {
 	maxMsgs     int
 	serverCPUs  string
 	clientCPUs  string
+	updWorkCPUs string
 	keepLogs    bool
 	profileDir  string
 	cpuProfile  string
@@ -77,7 +78,9 @@ Benchmarks bokeh-server end to end. Scenarios (default: all, in this order):
 Every case runs --runs times; the table shows the median [min – max] of the runs. Every
 loop is bounded by --duration and --max-msgs. Servers and load generator are pinned to
 different CPUs (first half / second half by default; --server-cpus, --client-cpus,
-"none" to share all); the split is printed. Programs come from --bin-dir (default: the
+"none" to share all), except that the update scenario's worker runs beside the load
+generator (--update-worker-cpus), so that its API has a CPU of its own and no CPU idles;
+the split is printed. Programs come from --bin-dir (default: the
 directory of this program, i.e. bin/), redis-server from $PATH (started by bokeh-server
 --start-redis, as in production).
 
@@ -116,6 +119,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.IntVar(&o.maxMsgs, "max-msgs", 200000, "bound on the messages one phase publishes")
 	fs.StringVar(&o.serverCPUs, "server-cpus", "", `CPUs of the servers, e.g. "0" or "0-1" (default: first half; "none": no pinning)`)
 	fs.StringVar(&o.clientCPUs, "client-cpus", "", `CPUs of the load generator (default: second half; "none": no pinning)`)
+	fs.StringVar(&o.updWorkCPUs, "update-worker-cpus", "client", `CPUs of the update scenario's worker: "client" (beside the load generator), "server" (beside the API), or a list`)
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the servers' logs and data (their directory is printed)")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of every started server there (<name>.pprof, via $BOKEH_CPUPROFILE)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this program (the load generator) to this file")
@@ -190,7 +194,7 @@ func main() {
 
 func run(o *options) int {
 	started := time.Now()
-	split, err := decideSplit(o.serverCPUs, o.clientCPUs, o.attach)
+	split, err := decideSplit(o.serverCPUs, o.clientCPUs, o.updWorkCPUs, o.attach)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bokeh-bench:", err)
 		return 2

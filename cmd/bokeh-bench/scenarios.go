@@ -50,13 +50,13 @@ func figUpdN50(n int) string     { return fmt.Sprintf("push latency p50, %d writ
 func figUpdN99(n int) string     { return fmt.Sprintf("push latency p99, %d writers", n) }
 func fanoutCase(s, w int) string { return fmt.Sprintf("S=%d W=%d", s, w) }
 
-// topologyFor starts (or attaches to) an API with workers.
-func (e *env) topologyFor(backend string, workers int) (*topology, error) {
+// topologyFor starts (or attaches to) an API with workers, pinned to workerCPUs.
+func (e *env) topologyFor(backend string, workers int, workerCPUs []int) (*topology, error) {
 	if e.o.attach {
 		return attachedTopology(e.o.apiURL, e.o.wsURLs[:min(workers, len(e.o.wsURLs))], e.o.workerPIDs), nil
 	}
 	e.log("starting bokeh-server --backend %s and %d ws-worker(s)", backend, workers)
-	return e.l.startTopology(backend, workers)
+	return e.l.startTopology(backend, workers, workerCPUs)
 }
 
 func title(what string) string { return "bench-" + what + "-" + uuid.NewString()[:8] }
@@ -83,7 +83,7 @@ func (e *env) update() error {
 }
 
 func (e *env) updateBackend(backend string) error {
-	t, err := e.topologyFor(backend, 1)
+	t, err := e.topologyFor(backend, 1, e.split.UpdateWorker)
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func (e *env) fanout() error {
 }
 
 func (e *env) fanoutCase(s, w int) error {
-	t, err := e.topologyFor("memory", w)
+	t, err := e.topologyFor("memory", w, e.split.Server)
 	if err != nil {
 		return err
 	}
@@ -307,7 +307,7 @@ func (e *env) idle() error {
 	counts := slices.Clone(e.o.idleConns)
 	slices.Sort(counts)
 	for run := range e.o.runs {
-		t, err := e.topologyFor("memory", 1)
+		t, err := e.topologyFor("memory", 1, e.split.Server)
 		if err != nil {
 			return err
 		}
