@@ -43,6 +43,7 @@ type options struct {
 	points      int
 	frameBytes  int
 	fanoutRate  float64
+	updateRate  float64
 	window      int
 	maxMsgs     int
 	serverCPUs  string
@@ -63,7 +64,8 @@ Benchmarks bokeh-server end to end. Scenarios (default: all, in this order):
   update   a 1000-point ColumnDataSource bulkupsert loop (the Python client's streaming
            store_objects) with one websocket subscriber, per backend (memory, shelve,
            redis): updates/s with 1 writer and with --writers concurrent writers, and
-           HTTP-done→websocket-receive latency p50/p99/p999 of the 1-writer loop
+           HTTP-done→websocket-receive latency p50/p99/p999 of the 1-writer loop (which
+           runs the API flat out) and of a stream paced at --update-rate
   fanout   one document, S subscribers (--subscribers) spread over W workers (--workers),
            1 KB updates at the maximum rate (a bounded window of messages in flight) and at
            a fixed rate (--fanout-rate deliveries/s): deliveries/s, publish (HTTP done) →
@@ -115,6 +117,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.IntVar(&o.points, "points", 1000, "points of the update scenario's ColumnDataSource")
 	fs.IntVar(&o.frameBytes, "frame-bytes", 1024, "websocket frame size of the fanout updates")
 	fs.Float64Var(&o.fanoutRate, "fanout-rate", 150000, "deliveries/s of the fanout fixed-rate phase (half the 300,000 target)")
+	fs.Float64Var(&o.updateRate, "update-rate", 1000, "updates/s of the update scenario's paced phase, which measures push latency below saturation")
 	fs.IntVar(&o.window, "window", 16, "messages in flight (not yet at every subscriber) in the fanout maximum-rate phase")
 	fs.IntVar(&o.maxMsgs, "max-msgs", 200000, "bound on the messages one phase publishes")
 	fs.StringVar(&o.serverCPUs, "server-cpus", "", `CPUs of the servers, e.g. "0" or "0-1" (default: first half; "none": no pinning)`)
@@ -243,7 +246,7 @@ func run(o *options) int {
 		LoadAvg:  loadAvg(),
 		Attached: o.attach, Params: map[string]any{
 			"backends": o.backends, "subscribers": o.subscribers, "workers": o.workers, "idle_conns": o.idleConns,
-			"writers": o.writers, "points": o.points, "frame_bytes": o.frameBytes, "fanout_rate": o.fanoutRate,
+			"writers": o.writers, "points": o.points, "frame_bytes": o.frameBytes, "fanout_rate": o.fanoutRate, "update_rate": o.updateRate,
 			"window": o.window, "max_msgs": o.maxMsgs, "scenarios": o.scenarios}}
 	e := &env{o: o, split: split, l: l, rep: rep, log: func(format string, args ...any) {
 		if !o.quiet {

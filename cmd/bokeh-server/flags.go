@@ -136,7 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&o.Debug, "debug", "d", false, "debug logging")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "verbose logging (same as --debug)")
 	fs.BoolVar(&o.Dev, "dev", false, "development defaults: memory backend unless --backend is given")
-	fs.IntVar(&o.GCHeadroom, "gc-headroom", gctune.DefaultHeadroomMiB, "while updates stream, let the heap grow by what is allocated in 100 ms, up to this many MiB, between garbage collections (here and in started workers); 0: Go's default pacing; $GOGC overrides")
+	fs.IntVar(&o.GCHeadroom, "gc-headroom", gctune.DefaultHeadroomMiB, "while updates stream, let the heap grow by what is allocated in a second, up to this many MiB, between garbage collections (here and in started workers); 0: Go's default pacing; $GOGC overrides")
 	fs.BoolVar(&o.CheckConfig, "check-config", false, "check the flags and environment, print the effective settings and exit")
 	fs.DurationVar(&o.ShutdownFor, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests and workers to finish")
 	fs.StringVarP(&o.BlazeConfig, "blaze-config", "D", "", "accepted for compatibility; blaze is not supported")

@@ -63,7 +63,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 	fs.DurationVar(&o.pingInterval, "ping-interval", wshub.DefaultPingInterval, "interval between websocket pings, which keep idle connections and proxies alive")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", wshub.DefaultWriteTimeout, "time allowed for one websocket write before the connection is dropped as too slow")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", wshub.DefaultDrainTimeout, "on shutdown, spread closing connections over this window so browsers do not all come back at once (0: close all at once)")
-	fs.IntVar(&o.gcHeadroom, "gc-headroom", gctune.DefaultHeadroomMiB, "while updates stream, let the heap grow by what is allocated in 100 ms, up to this many MiB, between garbage collections; 0: Go's default pacing; $GOGC overrides")
+	fs.IntVar(&o.gcHeadroom, "gc-headroom", gctune.DefaultHeadroomMiB, "while updates stream, let the heap grow by what is allocated in a second, up to this many MiB, between garbage collections; 0: Go's default pacing; $GOGC overrides")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log every connection and subscription (debug level)")
 	fs.BoolVarP(&o.debug, "debug", "d", false, "debug level with source file and line in every log record")

@@ -18,9 +18,13 @@ import (
 // fewer collections while data streams through.
 const DefaultHeadroomMiB = 64
 
-// Interval is how often, at most, the collector should run while the program allocates
-// fast: the headroom is what it allocates in that time (within the bound). It is also how
-// often the tuner looks at the allocation rate.
+// Spacing is how often, at most, the collector should run while the program allocates
+// fast: the headroom is what it allocates in that time (within the bound). Every cycle
+// slows the requests it overlaps by a millisecond or so; at ten cycles a second, one push
+// in a hundred was late by that much.
+const Spacing = time.Second
+
+// Interval is how often the tuner looks at the allocation rate.
 const Interval = 100 * time.Millisecond
 
 const (
@@ -35,9 +39,9 @@ const (
 	maxPercent = 10000
 )
 
-// Start paces collections to about one per Interval while the program allocates fast:
-// every Interval it sets GOGC to max(100, room / live heap), where room is what the program
-// allocated in the last Interval, at most headroom. When a burst ends (GOGC falls back to
+// Start paces collections to about one per Spacing while the program allocates fast: every
+// Interval it sets GOGC to max(100, room / live heap), where room is what the program would
+// allocate in Spacing at the last Interval's rate, at most headroom. When a burst ends (GOGC falls back to
 // 100) it collects once and returns the freed memory to the system, so that a quiet
 // program, such as a worker holding idle connections, does not keep a burst's garbage.
 // It does nothing when headroom is 0 or $GOGC is set (the operator's explicit choice wins);
@@ -139,12 +143,12 @@ func (t *tuner) adjust() {
 }
 
 // Room is the headroom for a program that allocated n bytes in d: what it allocates per
-// Interval, at most limit.
+// Spacing, at most limit.
 func Room(n uint64, d time.Duration, limit uint64) uint64 {
 	if d <= 0 {
 		return limit
 	}
-	room := uint64(float64(n) * float64(Interval) / float64(d))
+	room := uint64(float64(n) * float64(Spacing) / float64(d))
 	return min(room, limit)
 }
 

@@ -17,15 +17,16 @@ func TestRoomAndPercent(t *testing.T) {
 		live      uint64
 		want      int
 	}{
-		{240 << 20, time.Second, 4 << 20, 600},             // streaming 240 MB/s: 24 MiB of room, ~10 collections/s
-		{2 << 30, time.Second, 1 << 20, 6400},              // faster still: room capped at 64 MiB
-		{2 << 30, time.Second, 1, 10000},                   // GOGC bounded above
-		{20 << 20, time.Second, 8 << 20, 100},              // accepting connections: Go's default pacing
-		{240 << 20, time.Second, 1 << 30, 100},             // a big live heap keeps the default 2x bound
-		{1 << 20, 0, 4 << 20, 1600},                        // no time elapsed: the limit
-		{0, time.Hour, 4 << 20, 100},                       // idle
-		{640 << 20, time.Second, 0, 10000},                 // no division by zero
-		{240 << 20, 100 * time.Millisecond, 16 << 20, 400}, // one cycle's worth
+		{40 << 20, time.Second, 4 << 20, 1000},           // streaming 40 MB/s: 40 MiB of room, a collection a second
+		{240 << 20, time.Second, 4 << 20, 1600},          // faster than 64 MiB per Spacing: the bound
+		{2 << 30, time.Second, 1 << 20, 6400},            // faster still, smaller live heap
+		{2 << 30, time.Second, 1, 10000},                 // GOGC bounded above
+		{2 << 20, time.Second, 8 << 20, 100},             // allocating slowly: Go's default pacing
+		{240 << 20, time.Second, 1 << 30, 100},           // a big live heap keeps the default 2x bound
+		{1 << 20, 0, 4 << 20, 1600},                      // no time elapsed: the bound
+		{0, time.Hour, 4 << 20, 100},                     // idle
+		{640 << 20, time.Second, 0, 10000},               // no division by zero
+		{4 << 20, 100 * time.Millisecond, 16 << 20, 250}, // 40 MB/s seen over one Interval
 	} {
 		if got := Percent(Room(c.allocated, c.in, limit), c.live); got != c.want {
 			t.Errorf("%d bytes in %v, live %d: GOGC %d, want %d", c.allocated, c.in, c.live, got, c.want)
@@ -63,7 +64,7 @@ func TestStartFollowsTheAllocationRate(t *testing.T) {
 	debug.SetGCPercent(100)
 	tu := start(64<<20, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer tu.stop()
-	// Allocating as fast as it can, this test allocates far more than 64 MiB per Interval
+	// Allocating as fast as it can, this test allocates far more than 64 MiB per Spacing
 	// against a small live heap: GOGC goes well above 100.
 	allocateFor(5 * Interval)
 	if p := currentPercent(); p <= 1000 {
