@@ -8,27 +8,33 @@ import (
 	zmq "github.com/pebbe/zmq4"
 )
 
+// pushPull returns a connected inproc PUSH/PULL pair, closed when tb ends.
+func pushPull(tb testing.TB) (push, pull *zmq.Socket) {
+	tb.Helper()
+	var err error
+	if push, err = zmq.NewSocket(zmq.PUSH); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { push.Close() })
+	if pull, err = zmq.NewSocket(zmq.PULL); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { pull.Close() })
+	addr := inprocName("recv-test")
+	if err := pull.Bind(addr); err != nil {
+		tb.Fatal(err)
+	}
+	if err := push.Connect(addr); err != nil {
+		tb.Fatal(err)
+	}
+	return push, pull
+}
+
 // The receiver reads libzmq's socket behind pebbe/zmq4's back: it must find that socket
 // (a new binding version with another layout would make sameSocket false and the receiver
 // fall back to the binding), and must deliver multipart messages exactly, empty parts too.
 func TestPartReceiver(t *testing.T) {
-	push, err := zmq.NewSocket(zmq.PUSH)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer push.Close()
-	pull, err := zmq.NewSocket(zmq.PULL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pull.Close()
-	addr := inprocName("recv-test")
-	if err := pull.Bind(addr); err != nil {
-		t.Fatal(err)
-	}
-	if err := push.Connect(addr); err != nil {
-		t.Fatal(err)
-	}
+	push, pull := pushPull(t)
 	if !sameSocket(pull) {
 		t.Fatal("sameSocket is false: pebbe/zmq4's Socket layout changed; update rawSocket")
 	}
@@ -52,6 +58,7 @@ func TestPartReceiver(t *testing.T) {
 	}
 	for i, want := range msgs {
 		var got [][]byte
+		var err error
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			got, err = r.recv(zmq.DONTWAIT)
@@ -83,17 +90,7 @@ func BenchmarkRecv61KB(b *testing.B) {
 			name = "direct"
 		}
 		b.Run(name, func(b *testing.B) {
-			push, _ := zmq.NewSocket(zmq.PUSH)
-			defer push.Close()
-			pull, _ := zmq.NewSocket(zmq.PULL)
-			defer pull.Close()
-			addr := inprocName("recv-bench")
-			if err := pull.Bind(addr); err != nil {
-				b.Fatal(err)
-			}
-			if err := push.Connect(addr); err != nil {
-				b.Fatal(err)
-			}
+			push, pull := pushPull(b)
 			r := newPartReceiver(pull)
 			if !direct {
 				r.raw = nil
