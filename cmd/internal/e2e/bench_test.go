@@ -69,6 +69,8 @@ func TestBenchCommandSmoke(t *testing.T) {
 		{"update", "memory", "updates/s, 1 writer"},
 		{"update", "redis", "updates/s, 1 writer"},
 		{"update", "memory", "push latency p50"},
+		{"update", "memory", "push latency p99 at 1,000/s"},
+		{"update", "redis", "updates/s, 2 writers"},
 		{"fanout", "S=20 W=1", "deliveries/s, max rate"},
 		{"fanout", "S=20 W=2", "deliveries/s, max rate"},
 		{"fanout", "S=20 W=2", "deliveries/s, fixed rate"},
