@@ -124,8 +124,8 @@ func (n numberRuns) appendWithin(dst [][2]int, value []byte, at int) [][2]int {
 	if len(n.runs) == 0 || len(value) == 0 || len(n.body) == 0 {
 		return dst
 	}
-	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(value))) - uintptr(unsafe.Pointer(unsafe.SliceData(n.body))))
-	if off < 0 || off > len(n.body)-len(value) {
+	off := rawjson.Offset(n.body, value)
+	if off < 0 {
 		return dst // not from this body (a stored member)
 	}
 	end := off + len(value)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unsafe"
 
 	"github.com/bokeh-go/bokeh-server/storage/rawjson"
 )
@@ -119,7 +118,7 @@ func parseEnvelope(b []byte, inPlace bool) (Message, error) {
 	// with "msg" first, or a copy wanted) the frame gets a buffer of its own.
 	raw := msg[1 : len(msg)-1]
 	var frame []byte
-	if off := msgOffset(b, raw); inPlace && off >= len(m.Topic)+1 {
+	if off := rawjson.Offset(b, raw); inPlace && off >= len(m.Topic)+1 {
 		start := off - len(m.Topic) - 1
 		frame = b[start:start:len(b)]
 	} else {
@@ -207,24 +206,21 @@ func parseOwnEnvelope(b []byte) (m Message, ok bool, err error) {
 // setRest reads the members after "msg": rest is what follows its literal, up to the end of
 // the envelope ("}" or ", ...}").
 func (m *Message) setRest(rest []byte) error {
-	i := 0
-	for i < len(rest) && (rest[i] == ' ' || rest[i] == '\t' || rest[i] == '\n' || rest[i] == '\r') {
-		i++
-	}
-	if i >= len(rest) || (rest[i] != ',' && rest[i] != '}') {
+	rest = bytes.TrimLeft(rest, " \t\n\r")
+	if len(rest) == 0 || (rest[0] != ',' && rest[0] != '}') {
 		return errors.New(`envelope: expected ',' or '}' after msg`)
 	}
 	// The remaining members as an object of their own (a small copy: exclude, ack).
-	obj := append([]byte{'{'}, rest[i:]...)
-	if rest[i] == ',' {
-		obj = append([]byte{'{', ' '}, rest[i+1:]...)
-		if j := bytes.IndexFunc(obj[1:], func(r rune) bool { return r != ' ' && r != '\t' && r != '\n' && r != '\r' }); j >= 0 && obj[1+j] == '}' {
-			return errors.New(`envelope: expected a member after ','`)
-		}
+	obj := append([]byte{'{'}, rest...)
+	if rest[0] == ',' {
+		obj = append([]byte{'{'}, rest[1:]...)
 	}
 	fields, _, err := rawjson.Fields(obj)
 	if err != nil {
 		return fmt.Errorf("envelope: %w", err)
+	}
+	if rest[0] == ',' && len(fields) == 0 {
+		return errors.New(`envelope: expected a member after ','`)
 	}
 	for _, f := range fields {
 		if f.Key == "topic" || f.Key == "msg" {
@@ -235,18 +231,6 @@ func (m *Message) setRest(rest []byte) error {
 		}
 	}
 	return nil
-}
-
-// msgOffset is the index of sub within b, or -1 when sub is not a slice of b.
-func msgOffset(b, sub []byte) int {
-	if len(sub) == 0 || len(b) == 0 {
-		return -1
-	}
-	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(sub))) - uintptr(unsafe.Pointer(unsafe.SliceData(b))))
-	if off < 0 || off > len(b)-len(sub) {
-		return -1
-	}
-	return off
 }
 
 // ValidTopic reports whether topic has the form <kind>:<value> with exactly one colon, the

@@ -160,16 +160,24 @@ func Sanitize(data []byte) []byte {
 // '\\' and control characters) and U+2028/U+2029, with invalid UTF-8 replaced by U+FFFD:
 // for text that never sits inside HTML, such as the broker's envelopes, where a large
 // payload is escaped on every publish.
-func AppendText(dst, b []byte) []byte {
-	if len(b) == 0 {
-		return append(dst, `""`...)
-	}
-	return appendString(dst, unsafe.String(&b[0], len(b)), false)
-}
+func AppendText(dst, b []byte) []byte { return AppendTextVerbatim(dst, b, nil) }
 
 // AppendString appends s as a JSON string literal. It escapes what JSON requires plus '<',
 // '>' and '&' (so text can sit inside HTML script elements) and U+2028/U+2029.
 func AppendString(dst []byte, s string) []byte { return appendString(dst, s, true) }
+
+// Offset is the index of sub within text, or -1 when sub is not a slice of text's memory
+// (such as a member value that came from elsewhere).
+func Offset(text, sub []byte) int {
+	if len(sub) == 0 || len(text) == 0 {
+		return -1
+	}
+	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(sub))) - uintptr(unsafe.Pointer(unsafe.SliceData(text))))
+	if off < 0 || off > len(text)-len(sub) {
+		return -1
+	}
+	return off
+}
 
 // AppendTextVerbatim is AppendText for a text whose verbatim ranges (sorted, disjoint
 // [start, end) offsets into b) are known to read the same inside a string literal, such as
