@@ -1,0 +1,7 @@
+//go:build !linux
+
+package broker
+
+import "log/slog"
+
+func shortenIOThreadSlices(*slog.Logger) {}
