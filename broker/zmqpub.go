@@ -16,28 +16,35 @@ import (
 // subscribers' acknowledgement requests (see ack.go), so that a worker knows when its
 // subscription has arrived.
 //
-// ZeroMQ sockets are not goroutine-safe, so one goroutine owns the socket and Publish only
-// enqueues. Nothing the network does can block a caller: a full queue drops the message and
-// counts it. Drops inside libzmq (one peer over its high-water mark) are invisible here.
+// ZeroMQ sockets are not goroutine-safe: whoever uses the socket holds sockMu. Publish
+// sends the message itself when the socket is free and nothing it queued earlier is still
+// waiting; otherwise it enqueues for the socket goroutine, which also answers subscriptions
+// (woken by a sockWatcher, see watch.go). Nothing the network does can block a caller:
+// sends never wait, Publish never waits for the lock, and a full queue drops the message
+// and counts it. Drops inside libzmq (one peer over its high-water mark) are invisible here.
 //
-// The socket goroutine waits in a plain select on the queue and on a sockWatcher
-// (subscriptions arriving, see watch.go). So publishing costs what it did without
-// acknowledgements: one channel send to a parked goroutine, no extra system call, no timer.
+// Sending from the caller keeps pushes prompt under load: the message leaves before the
+// HTTP answer does. Handed to a goroutine, it left while the client's next request was
+// already coming in, and on a saturated CPU a push then waited for milliseconds now and
+// then (bokeh-bench, 1000-point updates: push p99 flat out 3.0 → 1.0 ms, at 1,000/s
+// 0.79 → 0.41 ms; one writer's closed-loop rate is 14 % lower, four writers' the same).
 type ZMQPublisher struct {
-	sock     *zmq.Socket // owned by run
+	sockMu   sync.Mutex // held by whoever uses sock, subscribed or connected
+	sock     *zmq.Socket
 	endpoint string
 	log      *slog.Logger
 
 	mu     sync.RWMutex // write-held only by Close, so no Publish enqueues after the drain
 	closed bool
 	queue  chan outgoing
+	queued atomic.Int64 // messages enqueued and not yet sent
 	quit   chan struct{}
 	done   chan struct{}
 
 	watch *sockWatcher
 
-	subscribed bool          // owned by run: a subscription has arrived
-	connected  chan struct{} // closed by run on the first subscription
+	subscribed bool          // a subscription has arrived
+	connected  chan struct{} // closed on the first subscription
 
 	published atomic.Uint64
 	dropped   atomic.Uint64
@@ -154,9 +161,23 @@ func (p *ZMQPublisher) Publish(m Message) {
 		putBuffer(buf)
 		return
 	}
+	// Sent here only when no message waits in the queue, so order is kept: queued counts
+	// the messages in the queue or taken from it and not yet sent (raised before one
+	// enters, lowered after its send).
+	if p.queued.Load() == 0 && p.sockMu.TryLock() {
+		if p.queued.Load() == 0 {
+			p.send(out)
+			p.flush() // this send may have taken the socket's signal (watch.go)
+			p.sockMu.Unlock()
+			return
+		}
+		p.sockMu.Unlock()
+	}
+	p.queued.Add(1)
 	select {
 	case p.queue <- out:
 	default:
+		p.queued.Add(-1)
 		p.drop("queue full", m.Topic)
 		putBuffer(buf)
 	}
@@ -219,14 +240,20 @@ func (p *ZMQPublisher) run() {
 	for {
 		select {
 		case out := <-p.queue:
-			p.send(out)
+			p.sockMu.Lock()
+			p.sendDequeued(out)
 			p.flush()
+			p.sockMu.Unlock()
 		case <-p.watch.ready:
+			p.sockMu.Lock()
 			p.flush()
+			p.sockMu.Unlock()
 		case <-p.quit:
 			// Close holds no lock now and closed is set, so the queue can only shrink.
+			p.sockMu.Lock()
 			for p.sendQueued() > 0 {
 			}
+			p.sockMu.Unlock()
 			return
 		}
 	}
@@ -234,6 +261,7 @@ func (p *ZMQPublisher) run() {
 
 // flush answers subscriptions and sends queued messages in turns until neither is left.
 // It always ends with a read of the socket until EAGAIN after its last send (watch.go).
+// The caller holds sockMu.
 func (p *ZMQPublisher) flush() {
 	for {
 		more := p.serveSubscriptions()
@@ -248,12 +276,17 @@ func (p *ZMQPublisher) sendQueued() int {
 	for n := range sendBatch {
 		select {
 		case out := <-p.queue:
-			p.send(out)
+			p.sendDequeued(out)
 		default:
 			return n
 		}
 	}
 	return sendBatch
+}
+
+func (p *ZMQPublisher) sendDequeued(out outgoing) {
+	p.send(out)
+	p.queued.Add(-1)
 }
 
 func (p *ZMQPublisher) send(out outgoing) {
@@ -276,6 +309,11 @@ func (p *ZMQPublisher) send(out outgoing) {
 // have arrived; other subscriptions and unsubscriptions need nothing from us (the socket
 // has applied them already). It reports whether more may be waiting.
 func (p *ZMQPublisher) serveSubscriptions() (more bool) {
+	// ZMQ_EVENTS first: one call when nothing has arrived (the usual case after a send),
+	// where a read that fails costs three. It leaves the socket idle too (watch.go).
+	if ev, err := p.sock.GetEvents(); err == nil && ev&zmq.POLLIN == 0 {
+		return false
+	}
 	for range sendBatch {
 		frame, err := p.sock.RecvBytes(zmq.DONTWAIT)
 		if err != nil {

@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	zmq "github.com/pebbe/zmq4"
 )
@@ -182,5 +184,89 @@ func TestSubscriberClose(t *testing.T) {
 	}
 	if err := sub.Subscribe("bokehplot:x"); err != ErrClosed {
 		t.Fatalf("Subscribe after Close: %v, want ErrClosed", err)
+	}
+}
+
+// Publish sends from the caller when the socket is free and queues otherwise (here: while
+// the test holds the socket); one publisher's messages must arrive in order either way,
+// also right after the socket is released, while the queue is still draining.
+func TestPublishKeepsOrderAcrossDirectAndQueuedSends(t *testing.T) {
+	pub := newBoundPublisher(t)
+	c := newCollector(t, pub.Endpoint(), "bokehplot:order")
+	c.awaitRoute(t, pub, "pub")
+
+	const blocks, per = 40, 60 // 3,000: below the high-water marks (libzmq drops silently)
+	seq, direct := 0, 0
+	publish := func() {
+		pub.Publish(Message{Topic: "bokehplot:order", Payload: fmt.Appendf(nil, "%d", seq)})
+		seq++
+	}
+	for b := range blocks {
+		if b%2 == 0 {
+			pub.sockMu.Lock() // everything queues behind the socket goroutine
+			for range per {
+				publish()
+			}
+			pub.sockMu.Unlock()
+			continue
+		}
+		for range per { // while the socket goroutine drains: these must queue behind
+			publish()
+		}
+		for deadline := time.Now().Add(waitLimit); pub.queued.Load() > 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond) // the socket goroutine drains the last block
+		}
+		for range per {
+			before := pub.queued.Load()
+			publish()
+			if before == 0 && pub.queued.Load() == 0 {
+				direct++
+			}
+		}
+	}
+	if direct == 0 {
+		t.Fatal("no message was sent from the caller")
+	}
+	for i := range seq {
+		if m := c.next(t); string(m.Payload) != fmt.Sprint(i) {
+			t.Fatalf("message %d: got %q", i, m.Payload)
+		}
+	}
+	if st := pub.Stats(); st.Dropped != 0 {
+		t.Fatalf("stats %+v: dropped", st)
+	}
+	t.Logf("%d messages, %d sent from the caller", seq, direct)
+}
+
+// A subscription that arrives while every message goes out from the caller is still
+// acknowledged: the caller answers what its send may have taken the signal of (watch.go).
+func TestDirectSendsServeSubscriptions(t *testing.T) {
+	pub := newBoundPublisher(t)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				pub.Publish(Message{Topic: "bokehplot:stream", Payload: []byte("x")})
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	sub, err := NewSubscriber(pub.Endpoint(), func(Message) {}, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		err := sub.SubscribeAndWait(ctx, PlotTopic(fmt.Sprint("t", i)))
+		cancel()
+		if err != nil {
+			t.Fatalf("subscription %d: %v", i, err)
+		}
 	}
 }
