@@ -32,8 +32,11 @@ const (
 	stacksMetric  = "/gc/scan/stack:bytes"
 	globalsMetric = "/gc/scan/globals:bytes"
 	allocsMetric  = "/gc/heap/allocs:bytes"
-	// Below this live heap the percentage would be meaninglessly large.
-	minLive = 1 << 20
+	// The percentage is computed for at least this much live data: Go's heap goal never
+	// falls below 4 MiB × GOGC/100 (the runtime's heap minimum), so for a smaller live heap
+	// (a worker's is well under 1 MiB) GOGC = headroom/live would let the heap grow to
+	// several times the headroom (256 MiB at the default 64, seen in GODEBUG=gctrace=1).
+	minLive = 4 << 20
 	// GOGC never goes below Go's default (big heaps keep the usual 2x bound) nor above this.
 	minPercent = 100
 	maxPercent = 10000

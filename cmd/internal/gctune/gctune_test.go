@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
@@ -49,11 +50,18 @@ func (t *tuner) state() (percent, releases int) {
 
 var sink []byte
 
-// allocateFor allocates 64 KiB blocks, as a worker receiving updates does, for d.
-func allocateFor(d time.Duration) {
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		for range 64 {
-			sink = make([]byte, 64<<10)
+// stream allocates a 64 KiB block every 250 µs (256 MB/s) for d, as a worker receiving
+// updates does, calling each (if not nil) after every block. Paced, not flat out: flat
+// out, collections run back to back and what is allocated during marking counts as live.
+func stream(d time.Duration, each func()) {
+	start := time.Now()
+	for n := 0; time.Since(start) < d; n++ {
+		sink = make([]byte, 64<<10)
+		if next := start.Add(time.Duration(n) * 250 * time.Microsecond); time.Until(next) > 0 {
+			time.Sleep(time.Until(next))
+		}
+		if each != nil {
+			each()
 		}
 	}
 }
@@ -64,9 +72,9 @@ func TestStartFollowsTheAllocationRate(t *testing.T) {
 	debug.SetGCPercent(100)
 	tu := start(64<<20, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer tu.stop()
-	// Allocating as fast as it can, this test allocates far more than 64 MiB per Spacing
-	// against a small live heap: GOGC goes well above 100.
-	allocateFor(5 * Interval)
+	// 256 MB/s is far more than 64 MiB per Spacing, against a small live heap: GOGC goes
+	// well above 100.
+	stream(5*Interval, nil)
 	if p := currentPercent(); p <= 1000 {
 		t.Fatalf("GOGC = %d after fast allocation with a small live heap", p)
 	}
@@ -84,7 +92,7 @@ func TestStartFollowsTheAllocationRate(t *testing.T) {
 	}
 	// Stopped, it changes nothing more.
 	tu.stop()
-	allocateFor(3 * Interval)
+	stream(3*Interval, nil)
 	if p := currentPercent(); p != 100 {
 		t.Fatalf("GOGC = %d after stop", p)
 	}
@@ -96,9 +104,36 @@ func TestExplicitGOGCWins(t *testing.T) {
 	debug.SetGCPercent(50)
 	stop := Start(64<<20, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer stop()
-	allocateFor(100 * time.Millisecond)
+	stream(100*time.Millisecond, nil)
 	runtime.GC()
 	if p := currentPercent(); p != 50 {
 		t.Fatalf("GOGC = %d with $GOGC=50 set", p)
 	}
+}
+
+// With a live heap far below the runtime's 4 MiB heap minimum (this test's), the heap may
+// still only grow by about the headroom: GOGC scales the minimum too.
+func TestHeapGoalStaysWithinHeadroom(t *testing.T) {
+	t.Setenv("GOGC", "")
+	defer debug.SetGCPercent(currentPercent())
+	debug.SetGCPercent(100)
+	runtime.GC()
+	const headroom = 8 << 20
+	tu := start(headroom, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer tu.stop()
+	goal := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+	var highest uint64
+	raised := false
+	stream(10*Interval, func() {
+		metrics.Read(goal)
+		highest = max(highest, goal[0].Value.Uint64())
+		raised = raised || currentPercent() > 100
+	})
+	if !raised {
+		t.Fatal("GOGC never went above 100 under a 256 MB/s stream")
+	}
+	if limit := uint64(headroom + 8<<20); highest > limit {
+		t.Fatalf("heap goal reached %d MiB with a %d MiB headroom", highest>>20, headroom>>20)
+	}
+	t.Logf("highest heap goal %.1f MiB", float64(highest)/(1<<20))
 }
