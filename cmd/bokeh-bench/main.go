@@ -65,7 +65,9 @@ Benchmarks bokeh-server end to end. Scenarios (default: all, in this order):
            store_objects) with one websocket subscriber, per backend (memory, shelve,
            redis): updates/s with 1 writer and with --writers concurrent writers, and
            HTTP-done→websocket-receive latency p50/p99/p999 of the 1-writer loop (which
-           runs the API flat out) and of a stream paced at --update-rate
+           runs the API flat out) and of a stream paced at --update-rate (negative when
+           the frame arrives before the writer has read its answer: the API publishes
+           before it answers)
   fanout   one document, S subscribers (--subscribers) spread over W workers (--workers),
            1 KB updates at the maximum rate (a bounded window of messages in flight) and at
            a fixed rate (--fanout-rate deliveries/s): deliveries/s, publish (HTTP done) →
