@@ -270,3 +270,43 @@ func TestDirectSendsServeSubscriptions(t *testing.T) {
 		}
 	}
 }
+
+// Close while several goroutines publish: every message is either handed to ZeroMQ or
+// counted as dropped, and nothing touches the socket after Close has closed it (the race
+// detector and libzmq would complain).
+func TestCloseWhilePublishing(t *testing.T) {
+	pub, err := NewZMQPublisher("tcp://127.0.0.1:*", Bind, WithLogger(quietLogger()), WithQueueSize(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCollector(t, pub.Endpoint(), "bokehplot:close")
+	c.awaitRoute(t, pub, "pub")
+	const publishers, each = 4, 2000
+	start := make(chan struct{})
+	done := make(chan struct{})
+	for range publishers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			<-start
+			for range each {
+				pub.Publish(Message{Topic: "bokehplot:close", Payload: []byte("x")})
+			}
+		}()
+	}
+	close(start)
+	time.Sleep(time.Millisecond)
+	if err := pub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range publishers {
+		<-done
+	}
+	st := pub.Stats()
+	// The route probe was published too.
+	if got := st.Published + st.Dropped; got < publishers*each || got > publishers*each+100 {
+		t.Fatalf("stats %+v: %d messages accounted for, want %d plus probes", st, got, publishers*each)
+	}
+	if pub.queued.Load() != 0 {
+		t.Fatalf("%d messages still counted as queued after Close", pub.queued.Load())
+	}
+}
