@@ -256,6 +256,8 @@ func run(o *options) int {
 		}
 	}}
 	e.log("%s", split.Note)
+	rep.SpeedStart = speedCheck()
+	e.log("speed check: one 61 KB update validated in %.1f µs", rep.SpeedStart)
 	if la := loadAvg(); la > 0.5 {
 		e.log("warning: load average %.2f before starting: other programs compete for the CPUs", la)
 	}
@@ -281,6 +283,7 @@ func run(o *options) int {
 		l.stopAll()
 	}
 	l.close(o.keepLogs)
+	rep.SpeedEnd = speedCheck()
 	e.applyLimits()
 	e.checkTargets()
 	rep.Elapsed = time.Since(started).Round(100 * time.Millisecond).String()

@@ -91,20 +91,23 @@ type targetResult struct {
 
 // report is the whole output (--json prints it as is).
 type report struct {
-	Command   string         `json:"command"`
-	Started   string         `json:"started"`
-	Elapsed   string         `json:"elapsed"`
-	GoVersion string         `json:"go_version"`
-	CPUModel  string         `json:"cpu_model"`
-	CPU       cpuSplit       `json:"cpu_split"`
-	LoadAvg   float64        `json:"load_average_at_start"`
-	Runs      int            `json:"runs"`
-	Phase     string         `json:"phase_duration"`
-	Attached  bool           `json:"attached"`
-	Params    map[string]any `json:"params"`
-	Rows      []*row         `json:"rows"`
-	Targets   []targetResult `json:"targets"`
-	Errors    []string       `json:"errors,omitempty"`
+	Command   string   `json:"command"`
+	Started   string   `json:"started"`
+	Elapsed   string   `json:"elapsed"`
+	GoVersion string   `json:"go_version"`
+	CPUModel  string   `json:"cpu_model"`
+	CPU       cpuSplit `json:"cpu_split"`
+	LoadAvg   float64  `json:"load_average_at_start"`
+	// SpeedStart and SpeedEnd are speedCheck's µs at the start and the end.
+	SpeedStart float64        `json:"speed_check_us_start"`
+	SpeedEnd   float64        `json:"speed_check_us_end"`
+	Runs       int            `json:"runs"`
+	Phase      string         `json:"phase_duration"`
+	Attached   bool           `json:"attached"`
+	Params     map[string]any `json:"params"`
+	Rows       []*row         `json:"rows"`
+	Targets    []targetResult `json:"targets"`
+	Errors     []string       `json:"errors,omitempty"`
 }
 
 func (rep *report) find(scenario, cas string) *row {
@@ -184,7 +187,9 @@ func (rep *report) printTable(w io.Writer) {
 	fmt.Fprintf(w, "bokeh-bench: %s\n", rep.Command)
 	fmt.Fprintf(w, "%s, %s; %d runs per case, %s per phase, figures are medians [min–max]\n",
 		rep.CPUModel, rep.GoVersion, rep.Runs, rep.Phase)
-	fmt.Fprintf(w, "CPU split (%d CPUs): %s; load average at start %.2f\n\n", rep.CPU.Total, rep.CPU.Note, rep.LoadAvg)
+	fmt.Fprintf(w, "CPU split (%d CPUs): %s; load average at start %.2f\n", rep.CPU.Total, rep.CPU.Note, rep.LoadAvg)
+	fmt.Fprintf(w, "speed check (validating one 61 KB update on the load generator's CPU): %.1f µs at the start, %.1f µs at the end\n\n",
+		rep.SpeedStart, rep.SpeedEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tcase\tfigure\tmedian\t[min – max]\tlimit\tratio\t")
 	last := ""
