@@ -15,8 +15,9 @@ import (
 // order on one path, so whoever sees the request already filters T for that socket.
 //
 // A ZMQPublisher (an XPUB socket in verbose mode, which shows it every subscription) answers
-// each request at once, from the goroutine that also sends every published message, with
-// the frames [request topic, {"topic": T, "msg": "", "exclude": [], "ack": true}]. Once the
+// each request at once, on the socket that sends every published message and under the
+// lock that orders them, with the frames
+// [request topic, {"topic": T, "msg": "", "exclude": [], "ack": true}]. Once the
 // Subscriber has that answer, every message the publisher sends on T afterwards reaches it,
 // in order. The request topic names one Subscriber's one subscription, so an answer that
 // is still in flight after an unsubscribe and a new subscribe of T cannot be mistaken for

@@ -139,14 +139,15 @@ func (p *ZMQPublisher) closeSockets() {
 // Endpoint is the address the socket is bound or connected to.
 func (p *ZMQPublisher) Endpoint() string { return p.endpoint }
 
-// Publish enqueues m without blocking; it is dropped (and counted) when the queue is full,
-// the topic is not <kind>:<value>, or the publisher is closed.
+// Publish sends m, or enqueues it when the socket is busy, without blocking; it is dropped
+// (and counted) when the queue is full, the topic is not <kind>:<value>, or the publisher
+// is closed.
 func (p *ZMQPublisher) Publish(m Message) {
 	if !ValidTopic(m.Topic) {
 		p.drop("invalid topic", m.Topic)
 		return
 	}
-	m.Ack = false // acknowledgements come from the socket goroutine only
+	m.Ack = false // acknowledgements are the publisher's own (serveSubscriptions)
 	// Encoding here, not in the socket goroutine, copies the payload before the caller can
 	// reuse it and spreads the encoding cost over the publishing goroutines.
 	buf := getBuffer(len(m.Topic) + len(m.Payload) + len(m.Payload)/8 + 64)
