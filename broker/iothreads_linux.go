@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	zmq "github.com/pebbe/zmq4"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +25,7 @@ const IOThreadSlice = 100 * time.Microsecond
 // exist once the first socket is made. Failure (an old kernel, a sandbox refusing
 // sched_setattr) only costs latency under load, so it is logged, not returned.
 func shortenIOThreadSlices(log *slog.Logger) {
-	tids, err := ioThreads()
+	tids, err := awaitIOThreads()
 	if err == nil && len(tids) == 0 {
 		err = fmt.Errorf("no ZeroMQ I/O thread found")
 	}
@@ -38,6 +39,28 @@ func shortenIOThreadSlices(log *slog.Logger) {
 		return
 	}
 	log.Debug("ZeroMQ I/O threads get a short scheduler slice", "threads", len(tids), "slice", IOThreadSlice)
+}
+
+// ioThreadNameWait bounds how long the first socket's creation waits for the context's I/O
+// threads to carry their names: libzmq names a thread from inside it, after it has started,
+// so right after the first socket is made a thread may still have the program's name.
+const ioThreadNameWait = 500 * time.Millisecond
+
+// awaitIOThreads returns the I/O threads once as many as the context has are named (or
+// what is there after ioThreadNameWait).
+func awaitIOThreads() ([]int, error) {
+	want, err := zmq.GetIoThreads()
+	if err != nil || want < 1 {
+		want = 1
+	}
+	deadline := time.Now().Add(ioThreadNameWait)
+	for {
+		tids, err := ioThreads()
+		if err != nil || len(tids) >= want || time.Now().After(deadline) {
+			return tids, err
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // ioThreads lists the thread ids of this process's ZeroMQ I/O threads (libzmq names them
