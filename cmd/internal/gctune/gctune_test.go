@@ -1,11 +1,11 @@
 package gctune
 
 import (
-	"io"
 	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -33,6 +33,20 @@ func TestRoomAndPercent(t *testing.T) {
 			t.Errorf("%d bytes in %v, live %d: GOGC %d, want %d", c.allocated, c.in, c.live, got, c.want)
 		}
 	}
+}
+
+var quietLog = slog.New(slog.DiscardHandler)
+
+// withGOGC sets $GOGC to env and the collector's percentage to match (100 for ""), and
+// restores the percentage when the test ends.
+func withGOGC(t *testing.T, env string) {
+	t.Setenv("GOGC", env)
+	p := 100
+	if env != "" {
+		p, _ = strconv.Atoi(env)
+	}
+	old := debug.SetGCPercent(p)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
 }
 
 // currentPercent reads GOGC without changing it.
@@ -67,10 +81,8 @@ func stream(d time.Duration, each func()) {
 }
 
 func TestStartFollowsTheAllocationRate(t *testing.T) {
-	t.Setenv("GOGC", "")
-	defer debug.SetGCPercent(currentPercent())
-	debug.SetGCPercent(100)
-	tu := start(64<<20, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	withGOGC(t, "")
+	tu := start(64<<20, quietLog)
 	defer tu.stop()
 	// 256 MB/s is far more than 64 MiB per Spacing, against a small live heap: GOGC goes
 	// well above 100.
@@ -99,10 +111,8 @@ func TestStartFollowsTheAllocationRate(t *testing.T) {
 }
 
 func TestExplicitGOGCWins(t *testing.T) {
-	t.Setenv("GOGC", "50")
-	defer debug.SetGCPercent(currentPercent())
-	debug.SetGCPercent(50)
-	stop := Start(64<<20, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	withGOGC(t, "50")
+	stop := Start(64<<20, quietLog)
 	defer stop()
 	stream(100*time.Millisecond, nil)
 	runtime.GC()
@@ -114,12 +124,10 @@ func TestExplicitGOGCWins(t *testing.T) {
 // With a live heap far below the runtime's 4 MiB heap minimum (this test's), the heap may
 // still only grow by about the headroom: GOGC scales the minimum too.
 func TestHeapGoalStaysWithinHeadroom(t *testing.T) {
-	t.Setenv("GOGC", "")
-	defer debug.SetGCPercent(currentPercent())
-	debug.SetGCPercent(100)
+	withGOGC(t, "")
 	runtime.GC()
 	const headroom = 8 << 20
-	tu := start(headroom, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tu := start(headroom, quietLog)
 	defer tu.stop()
 	goal := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
 	var highest uint64
