@@ -65,6 +65,8 @@ type Option func(*options)
 
 type options struct {
 	batch       func([]Message) bool
+	loss        func(Loss)
+	origin      string
 	queueSize   int
 	hwm         int
 	linger      time.Duration
@@ -84,6 +86,17 @@ type options struct {
 func WithBatchDelivery(deliver func([]Message) (backlog bool)) Option {
 	return func(o *options) { o.batch = deliver }
 }
+
+// WithOrigin names a publisher, stably across its restarts (bokeh-server uses its host
+// and HTTP port): subscribers that see a new epoch of a known origin know the publisher
+// restarted and may have lost its last changes (see wire.go). Without it, restarts are
+// only recognised where subscribers reconnect.
+func WithOrigin(name string) Option { return func(o *options) { o.origin = name } }
+
+// WithLossHandler makes a Subscriber report changes it may have missed (see Loss); f is
+// called from the subscriber's goroutine, after the messages received before the loss were
+// delivered and before those after it, and must not block or call the Subscriber.
+func WithLossHandler(f func(Loss)) Option { return func(o *options) { o.loss = f } }
 
 // WithQueueSize sets the publisher's in-process queue length (messages).
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = max(n, 1) } }
