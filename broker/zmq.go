@@ -39,6 +39,12 @@ const (
 	DefaultHWM = 10000
 	// DefaultLinger bounds how long unsent messages are kept after Close.
 	DefaultLinger = time.Second
+	// zmtpHeartbeat and zmtpTimeout make every connection ping its peer and drop a peer
+	// silent for zmtpTimeout, so that a vanished machine or link is noticed (a worker then
+	// reconnects and resyncs) instead of TCP waiting on a dead connection for hours. The
+	// timeout outlasts stalls such as a stopped process's seconds.
+	zmtpHeartbeat = 2 * time.Second
+	zmtpTimeout   = 10 * time.Second
 	// DefaultConnectWait bounds how long NewZMQPublisher in Connect mode waits for the
 	// forwarder to connect and subscribe.
 	DefaultConnectWait = 2 * time.Second
@@ -159,6 +165,9 @@ func newSocket(typ zmq.Type, o options) (*zmq.Socket, error) {
 		func() error { return sock.SetSndhwm(o.hwm) },
 		func() error { return sock.SetRcvhwm(o.hwm) },
 		func() error { return sock.SetMaxmsgsize(MaxMessageBytes) },
+		func() error { return sock.SetHeartbeatIvl(zmtpHeartbeat) },
+		func() error { return sock.SetHeartbeatTimeout(zmtpTimeout) },
+		func() error { return sock.SetHeartbeatTtl(zmtpTimeout) },
 	}
 	for _, set := range setters {
 		if err := set(); err != nil {
