@@ -85,10 +85,11 @@ func (s *Server) updateModel(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.incomingFromURL(c)
+	m, release, err := s.incomingFromURL(c)
 	if err != nil {
 		return err
 	}
+	defer release()
 	if _, _, err := s.writeModels(c.Request().Context(), a, []incoming{m}, m.bareTokens); err != nil {
 		return err
 	}
@@ -101,10 +102,11 @@ func (s *Server) createModel(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.incomingFromURL(c)
+	m, release, err := s.incomingFromURL(c)
 	if err != nil {
 		return err
 	}
+	defer release()
 	models, _, err := s.writeModels(c.Request().Context(), a, []incoming{m}, m.bareTokens)
 	if err != nil {
 		return err
@@ -113,14 +115,24 @@ func (s *Server) createModel(c echo.Context) error {
 }
 
 // incomingFromURL reads a PUT/PATCH/POST body: an attributes object whose type (and for
-// PUT/PATCH, id) come from the URL.
-func (s *Server) incomingFromURL(c echo.Context) (incoming, error) {
+// PUT/PATCH, id) come from the URL. The attributes are slices of the pooled body: the
+// caller calls release once they are written (merged into a text of their own), and not
+// before (a released body is another request's buffer at once).
+func (s *Server) incomingFromURL(c echo.Context) (m incoming, release func(), err error) {
 	body, release, err := readBody(c)
 	if err != nil {
-		return incoming{}, err
+		return incoming{}, nil, err
 	}
-	// The merged attributes are copied out of the body before the handler returns.
-	defer release()
+	m, err = parseIncoming(c, body)
+	if err != nil {
+		release()
+		return m, nil, err
+	}
+	return m, release, nil
+}
+
+// parseIncoming splits a PUT/PATCH/POST body into an incoming model.
+func parseIncoming(c echo.Context, body []byte) (incoming, error) {
 	fields, info, err := rawjson.Fields(body)
 	if err != nil {
 		return incoming{}, badRequest("attributes must be a JSON object: %v", err)

@@ -3,8 +3,10 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bokeh-go/bokeh-server/api"
@@ -191,4 +193,34 @@ func TestPushPublishesTheAnswer(t *testing.T) {
 			t.Errorf("%s: published %s %.80s…, answered %.80s…", c2.name, msgs[0].Topic, msgs[0].Payload, r.Body)
 		}
 	}
+}
+
+// Concurrent PUTs each store their own body: a write's attributes point into its pooled
+// request buffer until they are merged, so the buffer must not go back to the pool (and to
+// another request) before that.
+func TestConcurrentPutsKeepTheirOwnBodies(t *testing.T) {
+	a := newTestAPI(t, api.Config{})
+	c, p := newDocWithPlot(t, a)
+	const writers, rounds = 8, 40
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			m := p.Models[1+w] // one model of the plot each; PUT merges the mark into it
+			path := "bokeh/bb/" + c.DocID + "/" + m.Type + "/" + m.ID + "/"
+			for r := range rounds {
+				mark := fmt.Sprintf("w%d-r%d-%s", w, r, strings.Repeat("x", 4000+w))
+				body := fmt.Sprintf(`{"id": %q, "doc": %q, "mark": %q}`, m.ID, c.DocID, mark)
+				if resp := c.Do(t, "PUT", path, []byte(body), true); resp.Status != 200 {
+					t.Errorf("PUT %s: %d %s", path, resp.Status, resp.Body)
+					return
+				}
+				got := c.Do(t, "GET", path, nil, true)
+				if !strings.Contains(string(got.Body), mark) {
+					t.Errorf("%s round %d stored %.120s…, want its own mark %.20s…", path, r, got.Body, mark)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
