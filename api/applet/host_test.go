@@ -206,7 +206,7 @@ func TestRoutesAndCallbacks(t *testing.T) {
 		rules = append(rules, r.Rule)
 	}
 	slices.Sort(rules)
-	if want := []string{"/bokeh/testapp/", "/bokeh/testapp/hello/<name>", "/bokeh/testapp/release"}; !slices.Equal(rules, want) {
+	if want := []string{"/bokeh/testapp/", "/bokeh/testapp/hello/<name>", "/bokeh/testapp/release", "/bokeh/testapp/waiting"}; !slices.Equal(rules, want) {
 		t.Errorf("rules %v, want %v", rules, want)
 	}
 

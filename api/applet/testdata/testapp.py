@@ -1,5 +1,6 @@
-"""A small applet for the host's tests: one slider whose callback echoes the value into its
-title, raises for 13 and blocks for 99 until /test/release is requested."""
+"""A small applet for the tests: one slider whose callback echoes the value into its title
+and appends it to its tags, raises for 13 and blocks for 99 until /bokeh/testapp/release is
+posted."""
 import threading
 
 from flask import request
@@ -10,6 +11,7 @@ from bokeh.server.app import bokeh_app
 from bokeh.server.utils.plugins import object_page
 
 RELEASE = threading.Event()
+WAITING = []  # callbacks blocked on RELEASE
 
 
 class TestApp(HBox):
@@ -33,8 +35,11 @@ class TestApp(HBox):
         if new == 13:
             raise RuntimeError("unlucky 13")
         if new == 99:
+            WAITING.append(obj)
             RELEASE.wait(60)
+            WAITING.remove(obj)
         self.slider.title = "value %s" % new
+        self.slider.tags = list(self.slider.tags) + [new]
 
 
 @bokeh_app.route("/bokeh/testapp/")
@@ -47,6 +52,11 @@ def make_app():
 def release():
     RELEASE.set()
     return "released %s" % request.get_data(as_text=True)
+
+
+@bokeh_app.route("/bokeh/testapp/waiting")
+def waiting():
+    return str(len(WAITING))
 
 
 @bokeh_app.route("/bokeh/testapp/hello/<name>")
