@@ -450,7 +450,9 @@ func hostPid(t *testing.T, s *cluster.Server) int {
 func logRoundTrips(t *testing.T, what string, took []time.Duration) {
 	sorted := slices.Clone(took)
 	slices.Sort(sorted)
-	q := func(p float64) time.Duration { return sorted[int(p*float64(len(sorted)-1))].Round(10 * time.Microsecond) }
+	q := func(p float64) time.Duration {
+		return sorted[int(p*float64(len(sorted)-1))].Round(10 * time.Microsecond)
+	}
 	t.Logf("%s, %d round trips: min %v, median %v, p90 %v, max %v", what, len(sorted), sorted[0], q(0.5), q(0.9), sorted[len(sorted)-1].Round(10*time.Microsecond))
 }
 
