@@ -70,9 +70,12 @@ type Info struct {
 	// CallbackTypes are the model types whose setup_events attaches callbacks (the script's
 	// classes, CrossFilter, SimpleApp): a document holding one is an applet document.
 	CallbackTypes []string `json:"callback_types"`
-	Python        string   `json:"python"`
-	Executable    string   `json:"executable"`
-	Bokeh         string   `json:"bokeh"`
+	// GeneratedClasses are the [module, class, parent] triples of the script's classes'
+	// extra_generated_classes: the BokehJS stubs its pages load from jsgenerate.
+	GeneratedClasses [][3]string `json:"generated_classes"`
+	Python           string      `json:"python"`
+	Executable       string      `json:"executable"`
+	Bokeh            string      `json:"bokeh"`
 }
 
 // Host is the running host, restarted with backoff when it crashes.
@@ -146,7 +149,8 @@ func Start(ctx context.Context, o Options) (*Host, error) {
 	}
 	h.info, h.proc = info, p
 	h.log.Info("applet host ready", "script", o.Script, "python", info.Executable,
-		"python_version", info.Python, "bokeh", info.Bokeh, "routes", len(info.Routes), "pid", p.cmd.Process.Pid)
+		"python_version", info.Python, "bokeh", info.Bokeh, "routes", len(info.Routes),
+		"generated_classes", info.GeneratedClasses, "pid", p.cmd.Process.Pid)
 	go h.supervise(p)
 	return h, nil
 }
@@ -193,6 +197,10 @@ func (h *Host) supervise(p *process) {
 		h.setProc(nil)
 		if time.Since(started) > backoffReset {
 			backoff = backoffFirst
+		}
+		if p.wasStuck() {
+			h.log.Error("every applet host thread was busy with a call older than --script-timeout; killed the host",
+				"threads", h.opts.Threads)
 		}
 		h.log.Warn("applet host exited; restarting", "err", p.exitErr(), "backoff", backoff)
 		for {

@@ -148,6 +148,10 @@ class Applet:
         self.callback_types = sorted({
             cls.__view_model__ for cls in Viewable.model_class_reverse_map.values()
             if getattr(cls, "setup_events", None) is not PlotObject.setup_events})
+        generated = set()
+        for cls in Viewable.model_class_reverse_map.values():
+            for triple in getattr(cls, "extra_generated_classes", None) or []:
+                generated.add(tuple(str(x) for x in triple))
         routes = []
         for rule in self.app.url_map.iter_rules():
             view = self.app.view_functions[rule.endpoint]
@@ -161,6 +165,7 @@ class Applet:
         return {
             "routes": routes,
             "callback_types": self.callback_types,
+            "generated_classes": sorted(list(t) for t in generated),
             "python": sys.version.split()[0],
             "executable": sys.executable,
             "bokeh": self.bokeh_version,

@@ -155,6 +155,9 @@ func TestSlidersApplet(t *testing.T) {
 	if !slices.Contains(info.CallbackTypes, "SlidersApp") || !slices.Contains(info.CallbackTypes, "CrossFilter") {
 		t.Errorf("callback types: %v", info.CallbackTypes)
 	}
+	if want := [][3]string{{"SlidersApp", "SlidersApp", "HBox"}}; !slices.Equal(info.GeneratedClasses, want) {
+		t.Errorf("generated classes %v, want %v", info.GeneratedClasses, want)
+	}
 	if !strings.HasPrefix(info.Bokeh, "0.8") {
 		t.Errorf("bokeh version %q", info.Bokeh)
 	}
@@ -268,6 +271,29 @@ func TestSlowCallback(t *testing.T) {
 		Path: "/bokeh/testapp/release", User: &user}, Body: []byte("now")})
 	if err != nil || r.Status != 200 || string(r.Body) != "released now" {
 		t.Fatalf("release: %v %+v %q", err, r, r.Body)
+	}
+}
+
+// A host whose every thread is stuck in a callback past the limit is killed and restarted.
+func TestStuckHostRestarted(t *testing.T) {
+	bk := applettest.Find(t)
+	h, _ := startHost(t, bk, testScript("testapp.py"), func(o *applet.Options) {
+		o.Threads, o.CallTimeout = 1, time.Second
+	})
+	first := h.Pid()
+	_, docid, models := buildPage(t, h, "/bokeh/testapp/", "")
+	if _, err := update(context.Background(), h, docid, models, find(models, "Slider"), 99); !errors.Is(err, applet.ErrTimeout) {
+		t.Fatalf("stuck callback: %v, want a timeout", err)
+	}
+	deadline := time.Now().Add(testWait)
+	for {
+		if _, _, err := tryPage(h); err == nil && h.Pid() != first && h.Pid() != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stuck host (pid %d) was not replaced (pid now %d)", first, h.Pid())
+		}
+		time.Sleep(pollPeriod)
 	}
 }
 

@@ -28,8 +28,14 @@ type process struct {
 	mu      sync.Mutex
 	nextID  uint64
 	pending map[uint64]chan frame
-	gone    chan struct{} // closed when the reply pipe ends: the host is dead or dying
-	goneErr error
+	// abandoned are calls that outlived their limit while the host may still be running
+	// them; threads is how many the host runs at once. When every thread is taken by one,
+	// the host can do nothing more and is killed (and restarted).
+	abandoned map[uint64]bool
+	threads   int
+	stuck     bool // killed for that
+	gone      chan struct{} // closed when the reply pipe ends: the host is dead or dying
+	goneErr   error
 }
 
 func startProcess(o Options, args []string) (*process, error) {
@@ -70,6 +76,7 @@ func startProcess(o Options, args []string) (*process, error) {
 		cmd: cmd, output: &tail{max: outputTail}, exited: make(chan struct{}),
 		reqs: reqW, w: newFrameWriter(reqW), hello: make(chan frame, 1),
 		pending: map[uint64]chan frame{}, gone: make(chan struct{}),
+		abandoned: map[uint64]bool{}, threads: o.Threads,
 	}
 	outputDone := make(chan struct{})
 	go func() {
@@ -116,6 +123,7 @@ func (p *process) readReplies(r *os.File) {
 		p.mu.Lock()
 		ch := p.pending[id.ID]
 		delete(p.pending, id.ID)
+		delete(p.abandoned, id.ID)
 		p.mu.Unlock()
 		if ch != nil {
 			ch <- f // buffered; a caller that gave up is no longer in pending
@@ -197,9 +205,35 @@ func (p *process) call(ctx context.Context, head map[string]any, payload []byte)
 		p.mu.Unlock()
 		return frame{}, fmt.Errorf("%w: %v during the call", ErrUnavailable, err)
 	case <-ctx.Done():
-		forget()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			p.abandon(id)
+		} else {
+			forget() // the client went away; the call finishes soon enough
+		}
 		return frame{}, ctx.Err()
 	}
+}
+
+// abandon drops a call that outlived its limit; it kills a host whose every thread is busy
+// with such calls (callbacks that never return would otherwise starve all pages).
+func (p *process) abandon(id uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, waiting := p.pending[id]; !waiting {
+		return // answered meanwhile
+	}
+	delete(p.pending, id)
+	p.abandoned[id] = true
+	if len(p.abandoned) >= p.threads {
+		p.stuck = true
+		p.kill()
+	}
+}
+
+func (p *process) wasStuck() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stuck
 }
 
 func (p *process) kill() {

@@ -305,6 +305,44 @@ func TestAppletServer(t *testing.T) {
 		}
 	})
 
+	t.Run("BulkUpsertNotPython", func(t *testing.T) {
+		// A bulkupsert whose client header is not "python" runs the callbacks too, and
+		// answers the modelpush text; the Python client's (no header) does not.
+		v, _ := openApplet(t, nil, s.Root, "bokeh/testapp/")
+		_, models := v.objinfo(t)
+		slider := findModel(models, "Slider")
+		ws := v.watch(t)
+		body, _ := json.Marshal([]map[string]any{{"type": "Slider", "id": slider.ID,
+			"attributes": map[string]any{"id": slider.ID, "value": 61}}})
+		req, _ := http.NewRequest("POST", v.root+"bokeh/bb/"+v.docid+"/bulkupsert", bytes.NewReader(body))
+		req.Header.Set("temporary-"+v.docid, v.temp)
+		req.Header.Set("client", "javascript")
+		resp, err := v.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"title": "value 61"`) {
+			t.Errorf("bulkupsert: %d %s", resp.StatusCode, b)
+		}
+		if push := v.nextPush(t, ws); findModel(push, "Slider").Attributes["title"] != "value 61" {
+			t.Errorf("push: %+v", push)
+		}
+		body, _ = json.Marshal([]map[string]any{{"type": "Slider", "id": slider.ID,
+			"attributes": map[string]any{"id": slider.ID, "value": 62}}})
+		req, _ = http.NewRequest("POST", v.root+"bokeh/bb/"+v.docid+"/bulkupsert", bytes.NewReader(body))
+		req.Header.Set("temporary-"+v.docid, v.temp)
+		resp, err = v.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := v.current(t, slider, true); resp.StatusCode != http.StatusOK || got["value"] != 62.0 || got["title"] != "value 61" {
+			t.Errorf("the Python client's bulkupsert: %d, %v (its callbacks must not run)", resp.StatusCode, got)
+		}
+	})
+
 	t.Run("OneAtATimePerPage", func(t *testing.T) {
 		v, _ := openApplet(t, nil, s.Root, "bokeh/testapp/")
 		_, models := v.objinfo(t)
@@ -454,6 +492,22 @@ func logRoundTrips(t *testing.T, what string, took []time.Duration) {
 		return sorted[int(p*float64(len(sorted)-1))].Round(10 * time.Microsecond)
 	}
 	t.Logf("%s, %d round trips: min %v, median %v, p90 %v, max %v", what, len(sorted), sorted[0], q(0.5), q(0.9), sorted[len(sorted)-1].Round(10*time.Microsecond))
+}
+
+// TestAppletHostDiesWithServer: a bokeh-server killed with SIGKILL takes its host along.
+func TestAppletHostDiesWithServer(t *testing.T) {
+	bk := applettest.Find(t)
+	bin := cluster.Build(t)
+	s := startAppletServer(t, bk, bin, appletScript("testapp.py"), cluster.ServerOptions{})
+	host := hostPid(t, s)
+	s.Kill(t)
+	deadline := time.Now().Add(appletWait)
+	for cluster.Alive(host) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the applet host (pid %d) outlived its server", host)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestAppletMultiUser: in -m mode an anonymous visitor can use an applet, through the
