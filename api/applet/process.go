@@ -33,7 +33,7 @@ type process struct {
 	// the host can do nothing more and is killed (and restarted).
 	abandoned map[uint64]bool
 	threads   int
-	stuck     bool // killed for that
+	stuck     bool          // killed for that
 	gone      chan struct{} // closed when the reply pipe ends: the host is dead or dying
 	goneErr   error
 }
