@@ -82,12 +82,22 @@ func (s *Shelve) ExtendDocExpiry(_ context.Context, docid string, at time.Time) 
 
 // ClaimExpiredDocs implements DocExpiry.
 func (s *Shelve) ClaimExpiredDocs(_ context.Context, now time.Time, limit int) ([]string, error) {
+	end := unixNanoBytes(now)
+	// Most sweeps find nothing due; a read transaction costs no write to the file.
+	anyDue := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketDocExpiryOrder).Cursor().First()
+		anyDue = k != nil && len(k) >= 8 && bytes.Compare(k[:8], end) <= 0
+		return nil
+	})
+	if err != nil || !anyDue || limit <= 0 {
+		return nil, err
+	}
 	var due []string
 	// Update, not Batch: Batch may run the function twice, claiming twice.
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		due = due[:0]
 		exp, order := tx.Bucket(bucketDocExpiry), tx.Bucket(bucketDocExpiryOrder)
-		end := unixNanoBytes(now)
 		var keys [][]byte
 		c := order.Cursor()
 		for k, _ := c.First(); k != nil && len(due) < limit; k, _ = c.Next() {
