@@ -35,6 +35,7 @@ func TestAppletBrowser(t *testing.T) {
 		t.Run("Sliders"+mode, func(t *testing.T) { at.sliders(t, multi) })
 		t.Run("Crossfilter"+mode, func(t *testing.T) { at.crossfilter(t, multi) })
 	}
+	t.Run("CallbackRaises", at.callbackRaises)
 }
 
 type appletBrowserTest struct {
@@ -262,4 +263,52 @@ func (at *appletBrowserTest) crossfilter(t *testing.T, multi bool) {
 	if log := s.Log(); !strings.Contains(log, "/bokeh/bb/") {
 		t.Errorf("the server saw no model write:\n%s", lastLines(log, 20))
 	}
+}
+
+// A callback that raises (the test applet's slider at 13): the write answers 500, nothing
+// is pushed, and the page goes on working; the next value goes through.
+func (at *appletBrowserTest) callbackRaises(t *testing.T) {
+	s := startAppletServer(t, at.bk, at.bin, appletScript("testapp.py"), cluster.ServerOptions{})
+	p := at.b.NewPage(t, "9-callback-raises")
+	p.Navigate(s.Root + "bokeh/testapp/?start=12")
+	p.WaitFor("slider drawn", `document.querySelector(".bk-ui-slider-handle") !== null`, renderWait)
+	waitSubscribed(t, p)
+	title := `Bokeh.Collections("Slider").models[0].get("title")`
+	handle := chromedp.CSS(".bk-ui-slider-handle")
+	p.ExpectFailures("/Slider/") // the PUT of 13 answers 500
+	p.Action("press the right arrow on the slider handle", chromedp.Focus(handle), chromedp.KeyEvent(kb.ArrowRight))
+	p.WaitFor("the slider at 13", `Bokeh.Collections("Slider").models[0].get("value") === 13`, updateWait)
+	deadline := time.Now().Add(updateWait)
+	for !hasHTTPError(p, "500") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no 500 for the raising callback; console:\n%s", p.ConsoleLog())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := browser.Eval[string](p, title); got != "value 12" {
+		t.Errorf("after the failed write the title is %q", got)
+	}
+	p.Screenshot(at.shots, "9-callback-raises-0-at-13")
+	// The slider's throttle lets the next slide through after 200 ms.
+	time.Sleep(250 * time.Millisecond)
+	p.Action("press the right arrow again", chromedp.Focus(handle), chromedp.KeyEvent(kb.ArrowRight))
+	p.WaitFor("the next value's callback ran", fmt.Sprintf(`(%s) === "value 14"`, title), updateWait)
+	p.Screenshot(at.shots, "9-callback-raises-1-at-14")
+	for _, m := range p.Problems() {
+		if m.Kind == "exception" || m.Kind == "error" {
+			t.Errorf("the page reported %s", m)
+		}
+	}
+	if log := s.Log(); !strings.Contains(log, "RuntimeError: unlucky 13") {
+		t.Errorf("the log lacks the callback's error:\n%s", lastLines(log, 20))
+	}
+}
+
+func hasHTTPError(p *browser.Page, status string) bool {
+	for _, m := range p.Messages() {
+		if m.Kind == "http-error" && strings.Contains(m.Text, "/Slider/") && strings.Contains(m.Text, ": "+status+" ") {
+			return true
+		}
+	}
+	return false
 }
