@@ -43,16 +43,18 @@ func (s *Server) bulkUpsertOrApplet(c echo.Context) error {
 // nothing. handled is false (nothing read, nothing done) when the document is not an
 // applet document.
 func (s *Server) appletWrite(c echo.Context, bulk bool) (handled bool, err error) {
-	a, err := s.authorizeWrite(c, c.Param("docid"), true)
-	if err != nil {
-		return true, err
-	}
+	// Queued first, so that the order is the order the requests came in.
 	ctx := c.Request().Context()
-	unlock, err := s.applets.queue.lock(ctx, a.doc.DocID+"\x00"+a.temp)
+	docid := c.Param("docid")
+	unlock, err := s.applets.queue.lock(ctx, docid+"\x00"+c.Request().Header.Get(headerTempPrefix+docid))
 	if err != nil {
 		return true, err
 	}
 	defer unlock()
+	a, err := s.authorizeWrite(c, docid, true)
+	if err != nil {
+		return true, err
+	}
 	d, err := s.loadModels(ctx, a)
 	if err != nil {
 		return true, err
