@@ -116,7 +116,7 @@ class Applet:
             from bokeh.plot_object import PlotObject, Viewable
             from bokeh import protocol
         except ImportError as e:
-            raise ScriptError("cannot import bokeh: %s" % e, missing_module_hint(e))
+            raise ScriptError("cannot import bokeh 0.8 and what it needs: %s" % e, missing_module_hint(e))
         self.flask, self.Document, self.protocol = flask, Document, protocol
         self.bokeh_version = getattr(bokeh, "__version__", "unknown")
 

@@ -374,7 +374,7 @@ func TestStartErrors(t *testing.T) {
 		{"no interpreter", applet.Options{Script: testScript("testapp.py"), Python: "/nonexistent/python3"},
 			[]string{`Python interpreter "/nonexistent/python3" not found`, "--script-python"}, ""},
 		{"bokeh not importable", applet.Options{Script: testScript("testapp.py"), Env: []string{"PYTHONPATH="}},
-			[]string{"cannot import bokeh", "bokeh 0.8 is not importable"}, ""},
+			[]string{"cannot import bokeh 0.8", "bokeh 0.8 is not importable"}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := newSyncBuffer()
