@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/bokeh-go/bokeh-server/api/applet"
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/storage"
 )
@@ -46,6 +47,11 @@ type Config struct {
 	FilterLogs bool
 	// Logger receives access and error logs (nil: slog.Default()).
 	Logger *slog.Logger
+	// Applets is the running host of a --script applet (nil: none).
+	Applets *applet.Host
+	// AppletTTL is how long an applet page's document is kept after its last use
+	// (0: storage.DefaultOverlayTTL).
+	AppletTTL time.Duration
 }
 
 // WorkerPicker hands out the websocket port of a live worker, spreading pages across them.
@@ -83,6 +89,7 @@ type Server struct {
 	docs   *docCache
 
 	metrics *metrics
+	applets *applets // nil without a --script
 }
 
 // New builds the API over store, publishing through pub.
@@ -117,7 +124,15 @@ func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error)
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Applets != nil {
+		if s.applets, err = newApplets(cfg.Applets); err != nil {
+			return nil, err
+		}
+	}
 	s.echo = s.routes()
+	if err := s.addAppletRoutes(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
