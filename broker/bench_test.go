@@ -2,9 +2,12 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var benchPayload = []byte(`{"msgtype": "modelpush", "modelspecs": [{"pad": "` + strings.Repeat("x", 1000) + `"}]}`)
@@ -66,4 +69,59 @@ func BenchmarkSubscribeAck(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+}
+
+// payload61KB is the modelpush of a 1000-point ColumnDataSource update (x, y and y2 columns
+// as Python's repr writes floats), as the API publishes it: about 61 KB.
+func payload61KB() []byte {
+	var b strings.Builder
+	b.WriteString(`{"msgtype": "modelpush", "modelspecs": [{"type": "ColumnDataSource", "id": "src", "attributes": {"column_names": ["x", "y", "y2"], "selected": [], "data": {`)
+	for c, name := range []string{"x", "y", "y2"} {
+		if c > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q: [", name)
+		for i := range 1000 {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%.17g", float64(i)*0.0125787822068600731+float64(c))
+		}
+		b.WriteString("]")
+	}
+	b.WriteString(`}, "id": "src", "doc": "d"}}]}`)
+	return []byte(b.String())
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkPipeline61KB publishes 61 KB updates through a ZMQPublisher to a Subscriber in
+// the same process (the API's and the worker's ZeroMQ work); cpu-ns/op is the process's
+// CPU time (all threads) per update.
+func BenchmarkPipeline61KB(b *testing.B) {
+	const window = 50
+	payload := payload61KB()
+	pub := newBoundPublisher(b)
+	c := newCollector(b, pub.Endpoint(), "bokehplot:bench")
+	c.awaitRoute(b, pub, "pub")
+	m := Message{Topic: "bokehplot:bench", Payload: payload}
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuTime()
+	for sent := 0; sent < b.N; {
+		n := min(window, b.N-sent)
+		for range n {
+			pub.Publish(m)
+		}
+		for range n {
+			<-c.msgs
+		}
+		sent += n
+	}
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }

@@ -3,8 +3,10 @@ package broker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -320,6 +322,68 @@ func TestClosedSubscribersAreReaped(t *testing.T) {
 	for openFiles() > before+n/10 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d descriptors open after closing %d subscribers, %d before", openFiles(), n, before)
+		}
+		time.Sleep(probeGap)
+	}
+}
+
+// syncBuffer is a log destination safe for the socket goroutines that write to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A worker and a publisher of different wire formats say so in their logs: here a
+// version-1 publisher (the JSON envelope in a second frame) and a version-1 worker (its
+// acknowledgement request carries no version).
+func TestWireFormatMismatchIsLogged(t *testing.T) {
+	var subLog, pubLog syncBuffer
+	raw := newRawPublisher(t, 1)
+	sub, err := NewSubscriber(raw.endpoint(), func(Message) {}, WithLogger(slog.New(slog.NewTextHandler(&subLog, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	sub.Subscribe("bokehplot:old")
+	deadline := time.Now().Add(waitLimit)
+	for !strings.Contains(subLog.String(), "publisher_format=1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker log %q: no word of the version-1 publisher", subLog.String())
+		}
+		raw.send(t, []byte("bokehplot:old"), []byte(`{"topic": "bokehplot:old", "msg": "{}", "exclude": []}`))
+		time.Sleep(probeGap)
+	}
+	if !strings.Contains(subLog.String(), "another wire format") || !strings.Contains(subLog.String(), "worker_format=2") {
+		t.Fatalf("worker log: %s", subLog.String())
+	}
+
+	pub := newBoundPublisher(t, WithLogger(slog.New(slog.NewTextHandler(&pubLog, nil))))
+	old, err := zmq.NewSocket(zmq.SUB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { old.Close() })
+	old.SetLinger(0)
+	old.SetSubscribe("bokehplot:old")
+	old.SetSubscribe("bokehplot:old\x000123456789abcdef") // a version-1 request
+	if err := old.Connect(pub.Endpoint()); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(pubLog.String(), "wire format 1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("publisher log %q: no word of the version-1 worker", pubLog.String())
 		}
 		time.Sleep(probeGap)
 	}

@@ -297,10 +297,16 @@ func (h *Hub) dispatchRun(msgs []broker.Message) (backlog bool) {
 			h.log.Debug("dropped frame BokehJS cannot handle", "topic", m.Topic, "size", len(m.Payload))
 			continue
 		}
-		// The frame is topic:payload; its header and topic are written before the payload
-		// as it came from ZeroMQ, which is never copied, and every recipient shares both.
-		frames = append(frames, outFrame{head: frameHead(m.Topic, len(m.Payload)), data: m.Payload,
-			size: len(m.Topic) + 1 + len(m.Payload), fanout: true})
+		// The frame is topic:payload. One recipient gets the payload as it came from
+		// ZeroMQ, after a head (header, topic, colon) of its own, without a copy. For
+		// several, the frame is encoded once into one buffer they share, so that each of
+		// their writes takes one iovec per frame.
+		head := frameHead(m.Topic, len(m.Payload))
+		f := outFrame{head: head, data: m.Payload, size: len(m.Topic) + 1 + len(m.Payload), fanout: true}
+		if len(clients) > 1 {
+			f.head, f.data = nil, append(head, m.Payload...)
+		}
+		frames = append(frames, f)
 	}
 	for _, c := range clients {
 		if c.deliver(frames, h.direct) && c.queuedBytes() > backlogBytes {

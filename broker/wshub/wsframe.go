@@ -37,10 +37,10 @@ func appendHeader(dst []byte, opcode byte, n int) []byte {
 }
 
 // frameHead is what precedes a published payload in its text frame topic:payload: the
-// frame header, the topic and the colon.
+// frame header, the topic and the colon, in a buffer with room for the payload after it.
 func frameHead(topic string, payloadLen int) []byte {
 	n := len(topic) + 1
-	b := appendHeader(make([]byte, 0, maxHeader+n), opText, n+payloadLen)
+	b := appendHeader(make([]byte, 0, maxHeader+n+payloadLen), opText, n+payloadLen)
 	return append(append(b, topic...), ':')
 }
 

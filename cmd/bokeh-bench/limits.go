@@ -123,7 +123,7 @@ func (e *env) zmqLimits() error {
 			name = limZMQFanout
 		}
 		r := e.rep.row("limits", name)
-		r.note("%s: %s frames of %d bytes (topic + envelope)", name, zc.Name, zc.Bytes)
+		r.note("%s: %s frames of %d bytes (topic, header and payload frames)", name, zc.Name, zc.Bytes)
 		for i := range zc.Rate {
 			r.set(figZMQRate, "/s", zc.Rate[i])
 			r.set(figZMQ50, "ms", zc.P50[i])
