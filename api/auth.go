@@ -145,7 +145,9 @@ func (s *Server) authorize(c echo.Context, docid string, useTemp bool) (*access,
 		if a.temp, err = tempID(c, docid); err != nil {
 			return nil, err
 		}
-		a.viewer = viewerKey(c.RealIP())
+		if a.temp != "" {
+			a.viewer = viewerKey(c.RealIP())
+		}
 	}
 	if s.foreign(c) {
 		// A page of another site gets what any anonymous embedder gets: a published
