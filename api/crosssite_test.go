@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/broker/brokertest"
 	"github.com/bokeh-go/bokeh-server/storage"
 )
 
@@ -41,7 +41,7 @@ func TestHostPolicy(t *testing.T) {
 
 func TestSiteOf(t *testing.T) {
 	s, err := New(Config{SecretKey: "k", AllowedOrigins: []string{"https://notebook.example", "http://localhost:8888"},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, storage.NewMemory(0), &broker.Recorder{})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, storage.NewMemory(0), &brokertest.Recorder{})
 	if err != nil {
 		t.Fatal(err)
 	}

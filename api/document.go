@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/bokeh-go/bokeh-server/api/rawjson"
 	"github.com/bokeh-go/bokeh-server/storage"
-	"github.com/bokeh-go/bokeh-server/storage/rawjson"
 )
 
 // docModels is a document's models as a request sees them: the stored ones with the viewer's

@@ -9,9 +9,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/bokeh-go/bokeh-server/api/rawjson"
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/storage"
-	"github.com/bokeh-go/bokeh-server/storage/rawjson"
 )
 
 // docTitle reads the title of #13/#15: from a JSON body {"title": ...} when the request says

@@ -10,9 +10,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/bokeh-go/bokeh-server/api/rawjson"
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/storage"
-	"github.com/bokeh-go/bokeh-server/storage/rawjson"
 )
 
 // jsonBytes writes a JSON response that is already encoded. With its length known the
@@ -86,11 +86,12 @@ func (s *Server) updateModel(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.incomingFromURL(c)
+	m, release, err := s.incomingFromURL(c)
 	if err != nil {
 		return err
 	}
-	if _, _, err := s.writeModels(c.Request().Context(), a, []incoming{m}, m.bareTokens, numberRuns{}); err != nil {
+	defer release()
+	if _, _, err := s.writeModels(c.Request().Context(), a, []incoming{m}, m.bareTokens); err != nil {
 		return err
 	}
 	return jsonBytes(c, []byte(`{"noop": true}`))
@@ -102,11 +103,12 @@ func (s *Server) createModel(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.incomingFromURL(c)
+	m, release, err := s.incomingFromURL(c)
 	if err != nil {
 		return err
 	}
-	models, _, err := s.writeModels(c.Request().Context(), a, []incoming{m}, m.bareTokens, numberRuns{})
+	defer release()
+	models, _, err := s.writeModels(c.Request().Context(), a, []incoming{m}, m.bareTokens)
 	if err != nil {
 		return err
 	}
@@ -114,14 +116,24 @@ func (s *Server) createModel(c echo.Context) error {
 }
 
 // incomingFromURL reads a PUT/PATCH/POST body: an attributes object whose type (and for
-// PUT/PATCH, id) come from the URL.
-func (s *Server) incomingFromURL(c echo.Context) (incoming, error) {
+// PUT/PATCH, id) come from the URL. The attributes are slices of the pooled body: the
+// caller calls release once they are written (merged into a text of their own), and not
+// before (a released body is another request's buffer at once).
+func (s *Server) incomingFromURL(c echo.Context) (m incoming, release func(), err error) {
 	body, release, err := readBody(c)
 	if err != nil {
-		return incoming{}, err
+		return incoming{}, nil, err
 	}
-	// The merged attributes are copied out of the body before the handler returns.
-	defer release()
+	m, err = parseIncoming(c, body)
+	if err != nil {
+		release()
+		return m, nil, err
+	}
+	return m, release, nil
+}
+
+// parseIncoming splits a PUT/PATCH/POST body into an incoming model.
+func parseIncoming(c echo.Context, body []byte) (incoming, error) {
 	fields, info, err := rawjson.Fields(body)
 	if err != nil {
 		return incoming{}, badRequest("attributes must be a JSON object: %v", err)
@@ -189,7 +201,7 @@ func (s *Server) bulkUpsert(c echo.Context) error {
 		// The original answers (and publishes) every reachable model for an empty list.
 		return s.pushWholeDocument(ctx, a, c)
 	}
-	_, push, err := s.writeModels(ctx, a, in, info.BareTokens, numberRuns{body: body, runs: info.NumberRuns})
+	_, push, err := s.writeModels(ctx, a, in, info.BareTokens)
 	if err != nil {
 		return err
 	}
@@ -202,7 +214,7 @@ func (s *Server) pushWholeDocument(ctx context.Context, a *access, c echo.Contex
 		return err
 	}
 	msg := modelPush(d.reachable(), nil)
-	s.publishPush(a, msg, nil, true)
+	s.publishPush(a, msg, true)
 	return jsonBytes(c, msg)
 }
 
@@ -211,7 +223,7 @@ func (s *Server) pushWholeDocument(ctx context.Context, a *access, c echo.Contex
 // storage order. With a TMP, models not yet in the overlay start from the document's version.
 // It returns the stored models and the modelpush text (bare NaN tokens kept, for the Python
 // client; the published copy is sanitized when the input or kept attributes had any).
-func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, bareTokens bool, runs numberRuns) (_ []storage.Model, _ []byte, err error) {
+func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, bareTokens bool) (_ []storage.Model, _ []byte, err error) {
 	scope := a.scope()
 	keys := make([]storage.ModelKey, len(in))
 	for i, m := range in {
@@ -251,7 +263,7 @@ func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, bare
 			mm.subtype = m.subtype
 		}
 	}
-	push, verbatim := writeModelPush(merged, a.doc.DocID, runs)
+	push := writeModelPush(merged, a.doc.DocID)
 	out := make([]storage.Model, len(merged))
 	for i, mm := range merged {
 		out[i] = storage.Model{Type: mm.typ, ID: mm.id, Attrs: mm.attrs}
@@ -274,7 +286,7 @@ func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, bare
 		s.fields.put(fieldCacheKey(scope, storage.ModelKey{Type: mm.typ, ID: mm.id}),
 			cachedFields{attrs: mm.attrs, members: mm.members, tokens: mm.tokens})
 	}
-	s.publishPush(a, push, verbatim, bareTokens)
+	s.publishPush(a, push, bareTokens)
 	return out, push, nil
 }
 
@@ -310,16 +322,15 @@ func (s *Server) storedVersions(ctx context.Context, a *access, keys []storage.M
 
 // publishPush sends a modelpush to the write scope's topic: bokehplot:<docid>, or
 // bokehplot:<TMP> for an overlay. Browsers get bare NaN/Infinity as strings (§3.2).
-func (s *Server) publishPush(a *access, msg []byte, verbatim [][2]int, bareTokens bool) {
+func (s *Server) publishPush(a *access, msg []byte, bareTokens bool) {
 	topic := a.doc.DocID
 	if a.temp != "" {
 		topic = a.temp
 	}
 	if bareTokens {
 		msg = rawjson.Sanitize(msg)
-		verbatim = nil // the offsets moved
 	}
-	s.pub.Publish(broker.Message{Topic: broker.PlotTopic(topic), Payload: msg, Verbatim: verbatim})
+	s.pub.Publish(broker.Message{Topic: broker.PlotTopic(topic), Payload: msg})
 }
 
 // gc is #45: delete models unreachable from the PlotContext. Without a TMP it cleans the

@@ -11,7 +11,7 @@ import (
 
 	"github.com/bokeh-go/bokeh-server/api"
 	"github.com/bokeh-go/bokeh-server/api/apitest"
-	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/broker/brokertest"
 	"github.com/bokeh-go/bokeh-server/storage"
 )
 
@@ -51,7 +51,7 @@ func FuzzRequestHeaders(f *testing.F) {
 	f.Add("a:b", "\x00", "\xff", "../../etc", "bokeh_csrf=1", uint8(7))
 	store := storage.NewMemory(time.Hour)
 	srv, err := api.New(api.Config{MultiUser: true, SecretKey: "fuzz", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Workers: &api.StaticWorkers{Ports: []int{1}}}, store, &broker.Recorder{})
+		Workers: &api.StaticWorkers{Ports: []int{1}}}, store, &brokertest.Recorder{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func FuzzTemporaryID(f *testing.F) {
 		f.Add(s)
 	}
 	store := storage.NewMemory(time.Hour)
-	srv, err := api.New(api.Config{SecretKey: "fuzz", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, store, &broker.Recorder{})
+	srv, err := api.New(api.Config{SecretKey: "fuzz", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, store, &brokertest.Recorder{})
 	if err != nil {
 		f.Fatal(err)
 	}

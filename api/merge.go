@@ -3,13 +3,12 @@ package api
 import (
 	"bytes"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"unsafe"
 
+	"github.com/bokeh-go/bokeh-server/api/rawjson"
 	"github.com/bokeh-go/bokeh-server/storage"
-	"github.com/bokeh-go/bokeh-server/storage/rawjson"
 )
 
 // A write merges each incoming model into its stored attributes (§2.4 #4/#5/#8: unspecified
@@ -48,9 +47,7 @@ func mergeMembers(base, update []rawjson.Field) []rawjson.Field {
 
 // writeModelPush writes {"msgtype": "modelpush", "modelspecs": [...]} for models, setting
 // each model's attrs to its slice of the text and recording its members' new value slices.
-// verbatim lists where the request's runs of numbers (src) landed in the text, which the
-// broker then copies into its envelope instead of escaping (broker.Message.Verbatim).
-func writeModelPush(models []*mergedModel, docid string, src numberRuns) (push []byte, verbatim [][2]int) {
+func writeModelPush(models []*mergedModel, docid string) []byte {
 	size := 64
 	for _, m := range models {
 		size += 96 + len(m.typ) + len(m.subtype) + 2*len(m.id) + len(docid)
@@ -82,7 +79,6 @@ func writeModelPush(models []*mergedModel, docid string, src numberRuns) (push [
 			offsets[j][0] = len(buf)
 			buf = append(buf, f.Value...)
 			offsets[j][1] = len(buf)
-			verbatim = src.appendWithin(verbatim, f.Value, offsets[j][0])
 			buf = append(buf, ", "...)
 		}
 		buf = append(buf, `"id": `...)
@@ -98,7 +94,7 @@ func writeModelPush(models []*mergedModel, docid string, src numberRuns) (push [
 		}
 		buf = append(buf, '}')
 	}
-	return append(buf, "]}"...), verbatim
+	return append(buf, "]}"...)
 }
 
 // uninitialized returns an empty slice of capacity n whose memory was not zeroed, as
@@ -110,31 +106,6 @@ func uninitialized(n int) []byte {
 	b.Grow(max(n, 1))
 	b.WriteByte(0)
 	return unsafe.Slice(unsafe.StringData(b.String()), max(n, 1))[:0]
-}
-
-// numberRuns are a request body's runs of plain numbers (rawjson.Info.NumberRuns).
-type numberRuns struct {
-	body []byte
-	runs [][2]int
-}
-
-// appendWithin appends the runs that lie within value, a slice of the body or not, as
-// offsets from at, where value is copied to.
-func (n numberRuns) appendWithin(dst [][2]int, value []byte, at int) [][2]int {
-	if len(n.runs) == 0 || len(value) == 0 || len(n.body) == 0 {
-		return dst
-	}
-	off := rawjson.Offset(n.body, value)
-	if off < 0 {
-		return dst // not from this body (a stored member)
-	}
-	end := off + len(value)
-	i := sort.Search(len(n.runs), func(i int) bool { return n.runs[i][1] > off })
-	for ; i < len(n.runs) && n.runs[i][0] < end; i++ {
-		lo, hi := max(n.runs[i][0], off), min(n.runs[i][1], end)
-		dst = append(dst, [2]int{at + lo - off, at + hi - off})
-	}
-	return dst
 }
 
 // fieldCache remembers the members of the attributes this process last wrote for each

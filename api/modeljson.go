@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/bokeh-go/bokeh-server/api/rawjson"
 	"github.com/bokeh-go/bokeh-server/storage"
-	"github.com/bokeh-go/bokeh-server/storage/rawjson"
 )
 
 // incoming is one model of a write request, parsed and validated but not yet merged.

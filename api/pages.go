@@ -15,7 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/bokeh-go/bokeh-server/storage/rawjson"
+	"github.com/bokeh-go/bokeh-server/api/rawjson"
 )
 
 //go:embed web/templates web/static

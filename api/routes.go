@@ -54,7 +54,9 @@ func (s *Server) routes() *echo.Echo {
 	// Users and misc (#20-#22, #28-#35).
 	r.both(http.MethodGet, "/bokeh/userinfo/", s.userInfo, getMethods)
 	r.both(http.MethodGet, "/bokeh/wsurl/", s.wsURL, getMethods)
-	r.both(http.MethodGet, "/bokeh/ping", s.ping, "")
+	// CORS (unlike the original): BokehJS pings before it reloads a page on
+	// debug:debug:reload, which a worker's resync sends to embeds without live.js.
+	r.both(http.MethodGet, "/bokeh/ping", s.ping, getMethods)
 	r.both(http.MethodGet, "/bokeh/login", s.loginPage, "")
 	r.both(http.MethodPost, "/bokeh/login", s.login, "")
 	r.both(http.MethodGet, "/bokeh/loginfromapikey", s.loginFromAPIKey, "")

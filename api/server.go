@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -77,7 +78,7 @@ type WorkerPicker interface {
 // StaticWorkers always picks from a fixed list of ports, round robin.
 type StaticWorkers struct {
 	Ports []int
-	next  uint64
+	next  atomic.Uint64
 }
 
 // NextWorkerPort returns the next port of the list.
@@ -85,9 +86,7 @@ func (s *StaticWorkers) NextWorkerPort() (int, bool) {
 	if len(s.Ports) == 0 {
 		return 0, false
 	}
-	i := s.next % uint64(len(s.Ports))
-	s.next++
-	return s.Ports[i], true
+	return s.Ports[(s.next.Add(1)-1)%uint64(len(s.Ports))], true
 }
 
 // Server holds what the handlers share.

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	zmq "github.com/pebbe/zmq4"
 )
 
 // Bounds for every wait in these tests: they are generous so that a slow CI machine or
@@ -23,6 +25,7 @@ type collector struct {
 	sub      *Subscriber
 	msgs     chan Message
 	probes   chan Message
+	losses   chan Loss
 	syncName string
 }
 
@@ -31,7 +34,7 @@ var collectorSeq atomic.Uint64
 func newCollector(t testing.TB, addr string, topics ...string) *collector {
 	t.Helper()
 	c := &collector{msgs: make(chan Message, 200000), probes: make(chan Message, 1024),
-		syncName: fmt.Sprintf("sync:%d.", collectorSeq.Add(1))}
+		losses: make(chan Loss, 1024), syncName: fmt.Sprintf("sync:%d.", collectorSeq.Add(1))}
 	sub, err := NewSubscriber(addr, func(m Message) {
 		ch := c.msgs
 		if m.Topic == c.syncName {
@@ -42,7 +45,13 @@ func newCollector(t testing.TB, addr string, topics ...string) *collector {
 		default:
 			t.Errorf("collector buffer full, dropped %s", m.Topic)
 		}
-	}, WithLogger(quietLogger()))
+	}, WithLogger(quietLogger()), WithLossHandler(func(l Loss) {
+		select {
+		case c.losses <- l:
+		default:
+			t.Errorf("collector loss buffer full, dropped %+v", l)
+		}
+	}))
 	if err != nil {
 		t.Fatalf("NewSubscriber(%s): %v", addr, err)
 	}
@@ -114,3 +123,94 @@ func newBoundPublisher(t testing.TB, opts ...Option) *ZMQPublisher {
 	t.Cleanup(func() { pub.Close() })
 	return pub
 }
+
+// expectNoLoss checks that the subscriber reported no loss.
+func (c *collector) expectNoLoss(t testing.TB) {
+	t.Helper()
+	select {
+	case l := <-c.losses:
+		t.Fatalf("unexpected loss %+v", l)
+	default:
+	}
+}
+
+// nextLoss returns the next loss reported or fails the test.
+func (c *collector) nextLoss(t testing.TB) Loss {
+	t.Helper()
+	select {
+	case l := <-c.losses:
+		return l
+	case <-time.After(waitLimit):
+		t.Fatalf("no loss reported within %s", waitLimit)
+		return Loss{}
+	}
+}
+
+// rawPublisher sends hand-made frames from a bound PUB socket, as a publisher of another
+// release or a broken one might. Publish numbers changes into chains as ZMQPublisher does.
+type rawPublisher struct {
+	sock   *zmq.Socket
+	origin uint64
+	epoch  uint64
+	seq    uint64
+	last   map[string]uint64
+}
+
+func newRawPublisher(t testing.TB, epoch uint64) *rawPublisher {
+	t.Helper()
+	sock, err := zmq.NewSocket(zmq.PUB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	sock.SetLinger(0)
+	if err := sock.Bind("tcp://127.0.0.1:*"); err != nil {
+		t.Fatal(err)
+	}
+	return &rawPublisher{sock: sock, epoch: epoch, last: map[string]uint64{}}
+}
+
+func (r *rawPublisher) endpoint() string {
+	ep, _ := r.sock.GetLastEndpoint()
+	return ep
+}
+
+func (r *rawPublisher) send(t testing.TB, parts ...[]byte) {
+	t.Helper()
+	for i, p := range parts {
+		flag := zmq.SNDMORE
+		if i == len(parts)-1 {
+			flag = 0
+		}
+		if _, err := r.sock.SendBytes(p, flag); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// header is a header of this publisher.
+func (r *rawPublisher) header(kind MsgKind, seq, prev uint64) []byte {
+	return Header{Kind: kind, Origin: r.origin, Epoch: r.epoch, Seq: seq, Prev: prev}.Append(nil)
+}
+
+// number takes the next seq for a change of topic and returns it with its prev.
+func (r *rawPublisher) number(topic string) (seq, prev uint64) {
+	r.seq++
+	seq, prev = r.seq, r.last[topic]
+	r.last[topic] = seq
+	return seq, prev
+}
+
+func (r *rawPublisher) Publish(m Message) {
+	seq, prev := r.number(m.Topic)
+	for i, p := range [][]byte{[]byte(m.Topic), r.header(MsgChange, seq, prev), m.Payload} {
+		flag := zmq.SNDMORE
+		if i == 2 {
+			flag = 0
+		}
+		r.sock.SendBytes(p, flag)
+	}
+}
+
+func (r *rawPublisher) Stats() PublishStats { return PublishStats{} }
+func (r *rawPublisher) Close() error        { return nil }

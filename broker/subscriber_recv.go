@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"runtime"
 	"time"
 
@@ -57,33 +58,59 @@ func (s *Subscriber) flush() (paused bool) {
 
 func (s *Subscriber) handle(parts [][]byte) {
 	s.received.Add(1)
-	if len(parts) != 2 {
-		s.bad("expected 2 frames (topic, envelope)", len(parts), nil)
+	if len(parts) != 3 {
+		if len(parts) == 2 && len(parts[1]) > 0 && parts[1][0] == '{' {
+			s.otherFormat(VersionError{Version: 1})
+			return
+		}
+		s.bad("expected 3 frames (topic, header, payload)", len(parts), nil)
 		return
 	}
-	if isAckTopic(parts[0]) {
+	h, err := ParseHeader(parts[1])
+	if err != nil {
+		var ve VersionError
+		if errors.As(err, &ve) {
+			s.otherFormat(ve)
+			return
+		}
+		s.bad("malformed header", len(parts[1]), err)
+		return
+	}
+	if restarted := s.chains.publisher(h); len(restarted) > 0 {
+		s.reportLoss(Loss{Reason: LossEpoch, Topics: restarted})
+	}
+	switch h.Kind {
+	case MsgHello:
+		s.hellos.Add(1)
+		return
+	case MsgAck:
+		s.acks.Add(1)
 		// Messages before the acknowledgement go out before it is seen: a client waiting
 		// for it must not get them.
 		s.flush()
-		s.handleAck(parts)
+		topic, ok := ackTopic(parts[0])
+		if !ok {
+			s.bad("malformed acknowledgement", len(parts[0]), nil)
+			return
+		}
+		s.check(topic, h)
+		s.handleAck(parts[0])
 		return
+	case MsgHeartbeat:
+		s.heartbeats.Add(1)
 	}
 	// ZeroMQ matched a subscription as a byte prefix: "bokehplot:abc" also lets
 	// "bokehplot:abcd" through, so check the exact topic.
-	if _, ok := s.topics[string(parts[0])]; !ok {
+	if !s.chains.followed(string(parts[0])) {
 		s.filtered.Add(1)
 		return
 	}
-	// The frame is ours (ZeroMQ's data was copied into it): decode it in place.
-	m, err := parseEnvelope(parts[1], true)
-	if err != nil {
-		s.bad("malformed envelope", len(parts[1]), err)
+	topic := string(parts[0])
+	s.check(topic, h)
+	if h.Kind != MsgChange {
 		return
 	}
-	if m.Topic != string(parts[0]) {
-		s.bad("envelope topic differs from topic frame", len(parts[1]), nil)
-		return
-	}
+	m := Message{Topic: topic, Payload: parts[2]}
 	s.delivered.Add(1) // first, so that whoever sees the message sees the count
 	if s.batch != nil {
 		s.pending = append(s.pending, m)
@@ -92,23 +119,24 @@ func (s *Subscriber) handle(parts [][]byte) {
 	s.deliver(m)
 }
 
-// handleAck takes an acknowledgement: it may answer one of our requests, or one of another
-// subscriber of a topic we share a prefix with, or a request answered already by another
-// publisher.
-func (s *Subscriber) handleAck(parts [][]byte) {
-	s.acks.Add(1)
-	topic, ok := s.ackWanted[string(parts[0])]
+// check follows h on topic's chain and reports a loss it reveals.
+func (s *Subscriber) check(topic string, h Header) {
+	if reason, lost := s.chains.observe(topic, h); lost {
+		s.reportLoss(Loss{Reason: reason, Topics: []string{topic}})
+	}
+}
+
+// handleAck takes the answer to one of our requests; answers to other subscribers'
+// requests of a topic (ZeroMQ matches prefixes) and repeated answers are only heartbeats.
+func (s *Subscriber) handleAck(request []byte) {
+	topic, ok := s.ackWanted[string(request)]
 	if !ok {
 		return
 	}
-	m, err := ParseEnvelope(parts[1])
-	if err != nil || !m.Ack || m.Topic != topic {
-		s.bad("malformed acknowledgement", len(parts[1]), err)
-		return
+	if st := s.topics[topic]; !st.answered {
+		st.answered = true
+		close(st.acked)
 	}
-	st := s.topics[topic]
-	s.forgetRequest(st)
-	close(st.acked)
 }
 
 // bad counts a malformed message and logs it, at most once a second so that a broken
@@ -118,5 +146,15 @@ func (s *Subscriber) bad(why string, size int, err error) {
 	if ok, suppressed := s.badLog.Allow(time.Second); ok {
 		s.log.Warn("zmq message dropped", "reason", why, "size", size, "err", err,
 			"addr", s.addr, "suppressed", suppressed)
+	}
+}
+
+// otherFormat counts a message of another wire format and says so, once a minute.
+func (s *Subscriber) otherFormat(err VersionError) {
+	s.malformed.Add(1)
+	if ok, suppressed := s.formatLog.Allow(time.Minute); ok {
+		s.log.Error("zmq: a publisher speaks another wire format; its messages are dropped",
+			"addr", s.addr, "publisher_format", err.Version, "worker_format", WireVersion,
+			"fix", "run the same bokeh-server release on every machine", "suppressed", suppressed)
 	}
 }

@@ -39,6 +39,12 @@ const (
 	DefaultHWM = 10000
 	// DefaultLinger bounds how long unsent messages are kept after Close.
 	DefaultLinger = time.Second
+	// zmtpHeartbeat and zmtpTimeout make every connection ping its peer and drop a peer
+	// silent for zmtpTimeout, so that a vanished machine or link is noticed (a worker then
+	// reconnects and resyncs) instead of TCP waiting on a dead connection for hours. The
+	// timeout outlasts stalls such as a stopped process's seconds.
+	zmtpHeartbeat = 2 * time.Second
+	zmtpTimeout   = 10 * time.Second
 	// DefaultConnectWait bounds how long NewZMQPublisher in Connect mode waits for the
 	// forwarder to connect and subscribe.
 	DefaultConnectWait = 2 * time.Second
@@ -65,6 +71,8 @@ type Option func(*options)
 
 type options struct {
 	batch       func([]Message) bool
+	loss        func(Loss)
+	origin      string
 	queueSize   int
 	hwm         int
 	linger      time.Duration
@@ -84,6 +92,17 @@ type options struct {
 func WithBatchDelivery(deliver func([]Message) (backlog bool)) Option {
 	return func(o *options) { o.batch = deliver }
 }
+
+// WithOrigin names a publisher, stably across its restarts (bokeh-server uses its host
+// and HTTP port): subscribers that see a new epoch of a known origin know the publisher
+// restarted and may have lost its last changes (see wire.go). Without it, restarts are
+// only recognised where subscribers reconnect.
+func WithOrigin(name string) Option { return func(o *options) { o.origin = name } }
+
+// WithLossHandler makes a Subscriber report changes it may have missed (see Loss); f is
+// called from the subscriber's goroutine, after the messages received before the loss were
+// delivered and before those after it, and must not block or call the Subscriber.
+func WithLossHandler(f func(Loss)) Option { return func(o *options) { o.loss = f } }
 
 // WithQueueSize sets the publisher's in-process queue length (messages).
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = max(n, 1) } }
@@ -146,6 +165,9 @@ func newSocket(typ zmq.Type, o options) (*zmq.Socket, error) {
 		func() error { return sock.SetSndhwm(o.hwm) },
 		func() error { return sock.SetRcvhwm(o.hwm) },
 		func() error { return sock.SetMaxmsgsize(MaxMessageBytes) },
+		func() error { return sock.SetHeartbeatIvl(zmtpHeartbeat) },
+		func() error { return sock.SetHeartbeatTimeout(zmtpTimeout) },
+		func() error { return sock.SetHeartbeatTtl(zmtpTimeout) },
 	}
 	for _, set := range setters {
 		if err := set(); err != nil {

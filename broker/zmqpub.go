@@ -3,31 +3,33 @@ package broker
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/bokeh-go/bokeh-server/broker/internal/ratelog"
 	zmq "github.com/pebbe/zmq4"
 )
 
-// ZMQPublisher publishes messages on a ZeroMQ XPUB socket as two frames: the topic (so
-// subscribers filter by prefix inside ZeroMQ) and the §5.6 envelope. It also answers the
-// subscribers' acknowledgement requests (see ack.go), so that a worker knows when its
-// subscription has arrived.
+// ZMQPublisher publishes messages on a ZeroMQ XPUB socket in the wire format of wire.go:
+// it numbers every change into its topic's chain, sends heartbeats after changes
+// (heartbeat.go), answers the subscribers' acknowledgement requests (ack.go) and says
+// hello to every subscriber of HelloTopic.
 //
 // ZeroMQ sockets are not goroutine-safe: whoever uses the socket holds sockMu. Publish
 // sends the message itself when the socket is free and nothing it queued earlier is still
 // waiting; otherwise it enqueues for the socket goroutine, which also answers subscriptions
-// (woken by a sockWatcher, see watch.go). Nothing the network does can block a caller:
-// sends never wait, Publish never waits for the lock, and a full queue drops the message
-// and counts it. Drops inside libzmq (one peer over its high-water mark) are invisible here.
+// (woken by a sockWatcher, see watch.go) and sends heartbeats. Nothing the network does can
+// block a caller: sends never wait, Publish never waits for the lock, and a full queue
+// drops the message and counts it. A dropped change still takes its number in the topic's
+// chain, and so does one that libzmq drops (a peer over its high-water mark), so the
+// subscribers notice either.
 //
 // Sending from the caller keeps pushes prompt under load: the message leaves before the
-// HTTP answer does. Handed to a goroutine, it left while the client's next request was
-// already coming in, and on a saturated CPU a push then waited for milliseconds now and
-// then (bokeh-bench, 1000-point updates: push p99 flat out 3.0 → 1.0 ms, at 1,000/s
-// 0.79 → 0.41 ms; one writer's closed-loop rate is 14 % lower, four writers' the same).
+// HTTP answer does, where a hand-over to the socket goroutine made it leave while the
+// client's next request was already coming in (README, Performance).
 type ZMQPublisher struct {
 	sockMu   sync.Mutex // held by whoever uses sock, subscribed or connected
 	sock     *zmq.Socket
@@ -46,17 +48,25 @@ type ZMQPublisher struct {
 	subscribed bool          // a subscription has arrived
 	connected  chan struct{} // closed on the first subscription
 
-	published atomic.Uint64
-	dropped   atomic.Uint64
-	acks      atomic.Uint64
-	dropLog   ratelog.Limiter
-	ackLog    ratelog.Limiter
+	chains *chains
+	origin uint64
+	epoch  uint64
+	header [HeaderSize]byte // scratch for the header frame; under sockMu
+	beats  []heartbeat      // scratch for due heartbeats; the socket goroutine's
+
+	published  atomic.Uint64
+	dropped    atomic.Uint64
+	acks       atomic.Uint64
+	heartbeats atomic.Uint64
+	dropLog    ratelog.Limiter
+	ackLog     ratelog.Limiter
+	legacyLog  ratelog.Limiter
 }
 
-// outgoing holds topic and envelope in one allocation; split is the topic length.
+// outgoing is one queued change.
 type outgoing struct {
-	buf   []byte
-	split int
+	topic   string
+	payload []byte
 }
 
 // sendBatch bounds how many queued messages the socket goroutine sends, and how many
@@ -83,6 +93,9 @@ func NewZMQPublisher(addr string, mode Mode, opts ...Option) (*ZMQPublisher, err
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 		connected: make(chan struct{}),
+		chains:    newChains(),
+		origin:    OriginOf(o.origin),
+		epoch:     max(rand.Uint64(), 1),
 	}
 	if err := p.open(addr, mode, o); err != nil {
 		p.closeSockets()
@@ -91,6 +104,8 @@ func NewZMQPublisher(addr string, mode Mode, opts ...Option) (*ZMQPublisher, err
 	if mode == Bind {
 		p.endpoint = boundEndpoint(p.sock, addr)
 	}
+	p.log.Debug("zmq publisher", "endpoint", p.endpoint, "mode", mode, "origin", o.origin,
+		"epoch", fmt.Sprintf("%016x", p.epoch))
 	p.watch.start(p.log, "publisher", p.endpoint)
 	go p.run()
 	if mode == Connect && o.connectWait > 0 {
@@ -147,19 +162,11 @@ func (p *ZMQPublisher) Publish(m Message) {
 		p.drop("invalid topic", m.Topic)
 		return
 	}
-	m.Ack = false // acknowledgements are the publisher's own (serveSubscriptions)
-	// Encoding here, not in the socket goroutine, copies the payload before the caller can
-	// reuse it and spreads the encoding cost over the publishing goroutines.
-	buf := getBuffer(len(m.Topic) + len(m.Payload) + len(m.Payload)/8 + 64)
-	buf = append(buf, m.Topic...)
-	buf = m.AppendEnvelope(buf)
-	out := outgoing{buf: buf, split: len(m.Topic)}
-
+	out := outgoing{topic: m.Topic, payload: m.Payload}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
 		p.drop("publisher closed", m.Topic)
-		putBuffer(buf)
 		return
 	}
 	// Sent here only when no message waits in the queue, so order is kept: queued counts
@@ -179,32 +186,10 @@ func (p *ZMQPublisher) Publish(m Message) {
 	case p.queue <- out:
 	default:
 		p.queued.Add(-1)
+		// The change takes its place in the chain all the same, so that subscribers see
+		// the gap it leaves.
+		p.chains.change(m.Topic, time.Now())
 		p.drop("queue full", m.Topic)
-		putBuffer(buf)
-	}
-}
-
-// Envelope buffers are reused: ZeroMQ copies what it is given to send, so a buffer is free
-// again as soon as send returns. A stream of large modelpushes would otherwise allocate
-// (and collect) one envelope per message.
-var bufferPool sync.Pool // of *[]byte
-
-// maxPooledBuffer bounds the buffers kept for reuse.
-const maxPooledBuffer = 4 << 20
-
-func getBuffer(size int) []byte {
-	if bp, ok := bufferPool.Get().(*[]byte); ok {
-		if cap(*bp) >= size {
-			return (*bp)[:0]
-		}
-		bufferPool.Put(bp) // too small for this one: leave it for a smaller message
-	}
-	return make([]byte, 0, size)
-}
-
-func putBuffer(b []byte) {
-	if cap(b) <= maxPooledBuffer {
-		bufferPool.Put(&b)
 	}
 }
 
@@ -219,7 +204,8 @@ func (p *ZMQPublisher) drop(reason, topic string) {
 // Stats reports messages handed to ZeroMQ, messages dropped before that, and the
 // subscription acknowledgements sent.
 func (p *ZMQPublisher) Stats() PublishStats {
-	return PublishStats{Published: p.published.Load(), Dropped: p.dropped.Load(), Acks: p.acks.Load()}
+	return PublishStats{Published: p.published.Load(), Dropped: p.dropped.Load(), Acks: p.acks.Load(),
+		Heartbeats: p.heartbeats.Load()}
 }
 
 // Close sends what is already queued, then closes the socket; ZeroMQ keeps trying to
@@ -238,8 +224,15 @@ func (p *ZMQPublisher) Close() error {
 func (p *ZMQPublisher) run() {
 	defer close(p.done)
 	defer p.closeSockets()
+	tick := time.NewTicker(heartbeatTick)
+	defer tick.Stop()
 	for {
 		select {
+		case now := <-tick.C:
+			p.sockMu.Lock()
+			p.sendHeartbeats(now)
+			p.flush()
+			p.sockMu.Unlock()
 		case out := <-p.queue:
 			p.sockMu.Lock()
 			p.sendDequeued(out)
@@ -291,24 +284,50 @@ func (p *ZMQPublisher) sendDequeued(out outgoing) {
 }
 
 func (p *ZMQPublisher) send(out outgoing) {
-	defer putBuffer(out.buf)
-	topic := out.buf[:out.split]
-	// DONTWAIT: an XPUB socket normally drops rather than blocks, but never risk stalling
-	// the only goroutine that drains the queue.
-	if _, err := p.sock.SendBytes(topic, zmq.SNDMORE|zmq.DONTWAIT); err != nil {
-		p.drop("zmq send: "+err.Error(), string(topic))
-		return
-	}
-	if _, err := p.sock.SendBytes(out.buf[out.split:], zmq.DONTWAIT); err != nil {
-		p.drop("zmq send: "+err.Error(), string(topic))
+	seq, prev := p.chains.change(out.topic, time.Now())
+	if err := p.sendFrames(stringBytes(out.topic), Header{Kind: MsgChange, Seq: seq, Prev: prev}, out.payload); err != nil {
+		p.drop("zmq send: "+err.Error(), out.topic)
 		return
 	}
 	p.published.Add(1)
 }
 
-// serveSubscriptions answers the acknowledgement requests among the subscriptions that
-// have arrived; other subscriptions and unsubscriptions need nothing from us (the socket
-// has applied them already). It reports whether more may be waiting.
+// sendFrames sends one message; h gets the publisher's origin and epoch. The caller holds
+// sockMu.
+func (p *ZMQPublisher) sendFrames(topic []byte, h Header, payload []byte) error {
+	h.Origin, h.Epoch = p.origin, p.epoch
+	// DONTWAIT: an XPUB socket normally drops rather than blocks, but never risk stalling
+	// the only goroutine that drains the queue.
+	if _, err := p.sock.SendBytes(topic, zmq.SNDMORE|zmq.DONTWAIT); err != nil {
+		return err
+	}
+	if _, err := p.sock.SendBytes(h.Append(p.header[:0]), zmq.SNDMORE|zmq.DONTWAIT); err != nil {
+		return err
+	}
+	_, err := p.sock.SendBytes(payload, zmq.DONTWAIT)
+	return err
+}
+
+// stringBytes views s as bytes for a send, which only reads them (libzmq copies them).
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// sendHeartbeats sends the heartbeats due. The caller holds sockMu.
+func (p *ZMQPublisher) sendHeartbeats(now time.Time) {
+	p.beats = p.chains.due(p.beats[:0], now, maxHeartbeatsPerTick)
+	for _, b := range p.beats {
+		if err := p.sendFrames(stringBytes(b.topic), Header{Kind: MsgHeartbeat, Prev: b.last}, nil); err != nil {
+			p.logSendFailure("heartbeat", b.topic, err)
+			continue
+		}
+		p.heartbeats.Add(1)
+	}
+	clear(p.beats)
+}
+
+// serveSubscriptions answers what the subscriptions that have arrived ask for: an
+// acknowledgement request, a hello, or (a forwarder connecting) everything. Other
+// subscriptions and unsubscriptions need nothing from us (the socket has applied them
+// already). It reports whether more may be waiting.
 func (p *ZMQPublisher) serveSubscriptions() (more bool) {
 	// ZMQ_EVENTS first: one call when nothing has arrived (the usual case after a send),
 	// where a read that fails costs three. It leaves the socket idle too (watch.go).
@@ -333,27 +352,54 @@ func (p *ZMQPublisher) serveSubscriptions() (more bool) {
 			p.subscribed = true
 			close(p.connected)
 		}
-		if topic, ok := ackRequest(frame[1:]); ok {
-			p.sendAck(frame[1:], topic)
-		}
+		p.serveSubscription(frame[1:])
 	}
 	return true
 }
 
-// sendAck answers one request. The socket applied the subscription before handing it to
-// us, so everything sent from now on reaches the requester.
-func (p *ZMQPublisher) sendAck(request []byte, topic string) {
-	env := Message{Topic: topic, Ack: true}.AppendEnvelope(nil)
-	_, err := p.sock.SendBytes(request, zmq.SNDMORE|zmq.DONTWAIT)
-	if err == nil {
-		_, err = p.sock.SendBytes(env, zmq.DONTWAIT)
-	}
-	if err != nil {
-		if ok, suppressed := p.ackLog.Allow(time.Second); ok {
-			p.log.Warn("zmq subscription acknowledgement failed", "topic", topic,
-				"endpoint", p.endpoint, "err", err, "suppressed", suppressed)
+func (p *ZMQPublisher) serveSubscription(sub []byte) {
+	switch {
+	case len(sub) == 0:
+		// A forwarder subscribes to everything when it connects: after a reconnection,
+		// changes sent meanwhile are lost, and heartbeats let the workers know.
+		p.sayHello()
+		p.chains.beatAll(time.Now())
+	case string(sub) == HelloTopic:
+		p.sayHello()
+	default:
+		topic, ok, legacy := ackRequest(sub)
+		switch {
+		case ok:
+			p.sendAck(sub, topic)
+		case legacy:
+			if ok, suppressed := p.legacyLog.Allow(time.Minute); ok {
+				p.log.Error("a ws-worker of wire format 1 subscribed; it cannot read this publisher's messages: run the same bokeh-server release on every machine",
+					"endpoint", p.endpoint, "topic", topic, "wire_format", WireVersion, "suppressed", suppressed)
+			}
 		}
+	}
+}
+
+// sendAck answers one request with the topic's last change. The socket applied the
+// subscription before handing it to us, so everything sent from now on reaches the
+// requester.
+func (p *ZMQPublisher) sendAck(request []byte, topic string) {
+	if err := p.sendFrames(request, Header{Kind: MsgAck, Prev: p.chains.last(topic)}, nil); err != nil {
+		p.logSendFailure("subscription acknowledgement", topic, err)
 		return
 	}
 	p.acks.Add(1)
+}
+
+func (p *ZMQPublisher) sayHello() {
+	if err := p.sendFrames([]byte(HelloTopic), Header{Kind: MsgHello}, nil); err != nil {
+		p.logSendFailure("hello", HelloTopic, err)
+	}
+}
+
+func (p *ZMQPublisher) logSendFailure(what, topic string, err error) {
+	if ok, suppressed := p.ackLog.Allow(time.Second); ok {
+		p.log.Warn("zmq send failed", "what", what, "topic", topic, "endpoint", p.endpoint,
+			"err", err, "suppressed", suppressed)
+	}
 }

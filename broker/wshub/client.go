@@ -17,10 +17,10 @@ var errTooMany = errors.New(errTooManyTopics)
 // keptQueueCap is the largest send-queue array kept between bursts (frames, not bytes).
 const keptQueueCap = 64
 
-// outFrame is one queued frame: head (a header, or nil) followed by data. A frame fanned
-// out to many connections is encoded once, header included, and shared; a connection's own
-// frames (replies, a single recipient's fan-out frame, pongs) keep the payload as it is and
-// get a header of their own.
+// outFrame is one queued frame: head (a header, or nil) followed by data. A published
+// frame's head (header, topic and colon) and data (the payload as it came from ZeroMQ) are
+// made once and shared by every recipient; a connection's own frames (replies, pongs) get a
+// header of their own. Neither is ever written to once queued.
 type outFrame struct {
 	head   []byte
 	data   []byte
@@ -30,9 +30,9 @@ type outFrame struct {
 }
 
 // textFrame is a frame of this connection's own carrying text.
-func textFrame(text []byte, fanout bool) outFrame {
+func textFrame(text []byte) outFrame {
 	return outFrame{head: appendHeader(make([]byte, 0, maxHeader), opText, len(text)), data: text,
-		size: len(text), fanout: fanout}
+		size: len(text)}
 }
 
 // client is one websocket connection. Its reader goroutine reads the client's frames and
@@ -59,6 +59,7 @@ type client struct {
 	code     int
 	reason   string
 	peerGone bool            // no close frame can or need be sent
+	farewell []byte          // a text frame written just before the close frame
 	ended    int             // of the reader and the writer's close; at 2 the connection is gone
 	raw      syscall.RawConn // the socket, for direct writes (see deliver); set by the first one
 	// cancelHandling cancels the context of the frame being handled (a subscribe's key
@@ -180,7 +181,7 @@ func (c *client) queuedBytes() int {
 }
 
 // reply queues a reply frame of this connection's own.
-func (c *client) reply(frame []byte) { c.enqueue(textFrame(frame, false)) }
+func (c *client) reply(frame []byte) { c.enqueue(textFrame(frame)) }
 
 // nextLocked pops the oldest queued frame; the caller holds mu.
 func (c *client) nextLocked() (outFrame, bool) {
@@ -204,12 +205,18 @@ func (c *client) nextLocked() (outFrame, bool) {
 // the first call has an effect (first reports it). It returns the fan-out frames that were
 // still queued.
 func (c *client) closeWith(code int, reason string, peerGone bool) (dropped int, first bool) {
+	return c.closeWithFarewell(code, reason, peerGone, nil)
+}
+
+// closeWithFarewell is closeWith with a text frame sent just before the close frame (what
+// was queued is dropped all the same).
+func (c *client) closeWithFarewell(code int, reason string, peerGone bool, farewell []byte) (dropped int, first bool) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return 0, false
 	}
-	c.closing, c.code, c.reason, c.peerGone = true, code, reason, peerGone
+	c.closing, c.code, c.reason, c.peerGone, c.farewell = true, code, reason, peerGone, farewell
 	var rest []outFrame
 	for _, f := range c.queue[c.head:] {
 		switch {

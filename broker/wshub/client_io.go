@@ -187,7 +187,7 @@ func (c *client) writeFailed(err error, lost int) {
 func (c *client) finish() {
 	defer c.end()
 	c.mu.Lock()
-	code, reason, peerGone := c.code, c.reason, c.peerGone
+	code, reason, peerGone, farewell := c.code, c.reason, c.peerGone, c.farewell
 	rest := c.queue[c.head:] // only the rest of a frame begun already (see closeWith)
 	c.queue, c.head = nil, 0
 	c.mu.Unlock()
@@ -195,6 +195,10 @@ func (c *client) finish() {
 		msg := websocket.FormatCloseMessage(code, reason)
 		var bufs net.Buffers
 		for _, f := range rest {
+			bufs = append(bufs, f.head, f.data)
+		}
+		if farewell != nil {
+			f := textFrame(farewell)
 			bufs = append(bufs, f.head, f.data)
 		}
 		bufs = append(bufs, append(appendHeader(nil, opClose, len(msg)), msg...))

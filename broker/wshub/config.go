@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/bokeh-go/bokeh-server/broker"
 )
 
 // Defaults of Config; every limit has a name so that operators and tests can find it.
@@ -58,6 +60,10 @@ type Config struct {
 	// negative no wait (best effort, messages published right after may be lost).
 	SubscribeAckTimeout time.Duration
 
+	// HWM is the ZeroMQ receive high-water mark in messages (0: broker.DefaultHWM); beyond
+	// it the publisher drops messages for this worker, which then resyncs.
+	HWM int
+
 	// HTTPClient performs doc-key lookups; nil means a client with keyLookupTimeout.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
@@ -96,6 +102,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.SubscribeAckTimeout = DefaultSubscribeAckTimeout
 	case c.SubscribeAckTimeout < 0:
 		c.SubscribeAckTimeout = 0
+	}
+	if c.HWM <= 0 {
+		c.HWM = broker.DefaultHWM
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: keyLookupTimeout}

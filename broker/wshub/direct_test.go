@@ -46,8 +46,8 @@ func TestPingWaitsForPartialFrame(t *testing.T) {
 		defer c.mu.Unlock()
 		return !c.writing
 	})
-	payload := []byte("bokehplot:doc1:" + `{"msgtype": "modelpush", "pad": "` + strings.Repeat("x", 5000) + `"}`)
-	frame := encodeFrame(opText, payload)
+	payload := []byte(`{"msgtype": "modelpush", "pad": "` + strings.Repeat("x", 5000) + `"}`)
+	frame := append(frameHead("bokehplot:doc1", len(payload)), payload...)
 	// Take the writing role as dispatch does, write part of the frame, then leave the rest
 	// queued with a ping due, as deliver does when the socket took only part of it.
 	c.mu.Lock()
@@ -57,12 +57,12 @@ func TestPingWaitsForPartialFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.mu.Lock()
-	c.pushFrontLocked([]outFrame{rest(outFrame{data: frame, size: len(payload), fanout: true}, 1000)})
-	c.queued += len(payload)
+	c.pushFrontLocked([]outFrame{rest(outFrame{data: frame, size: len(frame), fanout: true}, 1000)})
+	c.queued += len(frame)
 	c.pingDue = true
 	c.mu.Unlock()
 	go c.writeLoop()
-	cl.expect(string(payload))
+	cl.expect("bokehplot:doc1:" + string(payload))
 	if st := e.hub.Stats(); st.SlowClientCloses != 0 {
 		t.Fatalf("stats %+v", st)
 	}

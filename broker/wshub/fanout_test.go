@@ -34,14 +34,6 @@ func TestFanOutDelivery(t *testing.T) {
 		b.expect("bokehplot:doc2:" + push(-1)) // doc1's frames would have come first
 	})
 
-	t.Run("exclude", func(t *testing.T) {
-		e.publish("bokehplot:doc1", push(-2), a1.id, "someone-elsewhere")
-		e.publish("bokehplot:doc1", push(-3))
-		a1.expect("bokehplot:doc1:" + push(-3))
-		a2.expect("bokehplot:doc1:" + push(-2))
-		a2.expect("bokehplot:doc1:" + push(-3))
-	})
-
 	t.Run("only modelpush and status reach bokehplot", func(t *testing.T) {
 		before := e.hub.Stats().DroppedMsgtype
 		e.publish("bokehplot:doc1", `{"msgtype": "modeldel", "modelspecs": []}`)

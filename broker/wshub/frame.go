@@ -1,10 +1,9 @@
 package wshub
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
-
-	"github.com/bokeh-go/bokeh-server/storage/rawjson"
 )
 
 // clientFrame is what a browser sends (§5.3); BokehJS only ever sends subscribe frames.
@@ -17,28 +16,50 @@ type clientFrame struct {
 var errFrame = errors.New("client frame is not a JSON object with a string msgtype")
 
 // parseClientFrame decodes a client→server frame. Only msgtype is required; a subscribe
-// frame's topic is checked by the caller so that it can answer on that topic.
+// frame's topic is checked by the caller so that it can answer on that topic. Members are
+// matched exactly, as the original's Python did.
 func parseClientFrame(data []byte) (clientFrame, error) {
-	fields, _, err := rawjson.Fields(data)
+	members, err := jsonMembers(data)
 	if err != nil {
 		return clientFrame{}, err
 	}
 	var f clientFrame
 	var haveType bool
-	for _, fl := range fields {
-		switch fl.Key {
-		case "msgtype":
-			f.msgtype, haveType = rawjson.String(fl.Value)
-		case "topic":
-			f.topic, _ = rawjson.String(fl.Value)
-		case "auth":
-			f.auth, _ = rawjson.String(fl.Value)
-		}
-	}
+	f.msgtype, haveType = jsonString(members["msgtype"])
+	f.topic, _ = jsonString(members["topic"])
+	f.auth, _ = jsonString(members["auth"])
 	if !haveType {
 		return clientFrame{}, errFrame
 	}
 	return f, nil
+}
+
+// jsonMembers splits a JSON object into its members.
+func jsonMembers(data []byte) (map[string]json.RawMessage, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
+		return nil, err
+	}
+	if members == nil {
+		return nil, errFrame // null
+	}
+	return members, nil
+}
+
+// jsonString decodes a member that is a string; ok is false for anything else.
+func jsonString(v json.RawMessage) (s string, ok bool) {
+	if len(v) == 0 || v[0] != '"' {
+		return "", false
+	}
+	return s, json.Unmarshal(v, &s) == nil
+}
+
+// appendJSONString appends s as a JSON string literal. encoding/json also escapes <, > and
+// &, where Python's json.dumps would not; replies carry topics and client ids, which never
+// hold those in practice.
+func appendJSONString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s) // a string always marshals
+	return append(dst, b...)
 }
 
 const (
@@ -80,9 +101,9 @@ func successFrame(topic, clientID string) []byte {
 	b := make([]byte, 0, 2*len(topic)+len(clientID)+80)
 	b = append(b, topic...)
 	b = append(b, `:{"msgtype": "status", "status": ["subscribesuccess", `...)
-	b = rawjson.AppendString(b, topic)
+	b = appendJSONString(b, topic)
 	b = append(b, ", "...)
-	b = rawjson.AppendString(b, clientID)
+	b = appendJSONString(b, clientID)
 	return append(b, "]}"...)
 }
 
@@ -91,7 +112,7 @@ func errorFrame(topic, msg string) []byte {
 	b := make([]byte, 0, len(topic)+len(msg)+40)
 	b = append(b, topic...)
 	b = append(b, `:{"msgtype": "error", "error_msg": `...)
-	b = rawjson.AppendString(b, msg)
+	b = appendJSONString(b, msg)
 	return append(b, '}')
 }
 
@@ -111,15 +132,10 @@ func deliverableOnPlot(payload []byte) bool {
 			return true
 		}
 	}
-	fields, _, err := rawjson.Fields(payload)
+	members, err := jsonMembers(payload)
 	if err != nil {
 		return false
 	}
-	for _, f := range fields {
-		if f.Key == "msgtype" {
-			t, _ := rawjson.String(f.Value)
-			return t == "modelpush" || t == "status"
-		}
-	}
-	return false
+	t, _ := jsonString(members["msgtype"])
+	return t == "modelpush" || t == "status"
 }

@@ -163,8 +163,8 @@ func (e *env) syncRoute() {
 	e.t.Fatalf("no route to the hub within %s", waitLimit)
 }
 
-func (e *env) publish(topic, payload string, exclude ...string) {
-	e.pub.Publish(broker.Message{Topic: topic, Payload: []byte(payload), Exclude: exclude})
+func (e *env) publish(topic, payload string) {
+	e.pub.Publish(broker.Message{Topic: topic, Payload: []byte(payload)})
 }
 
 // wsClient is a browser stand-in; its reader goroutine collects frames (and thereby

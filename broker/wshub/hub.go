@@ -34,17 +34,21 @@ type Hub struct {
 	clients  map[*client]struct{}
 	draining bool
 
+	// held keeps the ZeroMQ subscriptions of resynced topics for a while (resync.go);
+	// guarded by mu.
+	held map[string]time.Time
+
 	// subMu serialises changes of the ZeroMQ subscriptions so that concurrent first
 	// subscribe / last unsubscribe of a topic always leave the socket matching the table.
-	// zmqTopics maps each subscribed topic to the channel closed by its acknowledgement.
 	subMu     sync.Mutex
-	zmqTopics map[string]<-chan struct{}
+	zmqTopics map[string]bool
 
 	slots     atomic.Uint32 // hands out ping slots
 	counters  counters
 	direct    *directWriter // dispatch's, for direct writes
 	apiErrLog ratelog.Limiter
 	ackLog    ratelog.Limiter
+	resyncLog ratelog.Limiter
 }
 
 // New connects the hub's ZeroMQ subscriber; serve Handler to accept websockets.
@@ -54,11 +58,13 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger, topics: make(map[string][]*client), direct: newDirectWriter(),
-		joining: make(map[string]int), clients: make(map[*client]struct{}), zmqTopics: make(map[string]<-chan struct{})}
+		joining: make(map[string]int), clients: make(map[*client]struct{}), held: make(map[string]time.Time),
+		zmqTopics: make(map[string]bool)}
 	h.keys = newKeyLookup(cfg.APIURL, cfg.SecretKey, cfg.HTTPClient)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.sub, err = broker.NewSubscriber(cfg.ZMQAddr, nil, broker.WithLogger(cfg.Logger),
-		broker.WithBatchDelivery(h.dispatchBatch))
+		broker.WithBatchDelivery(h.dispatchBatch), broker.WithLossHandler(h.resync),
+		broker.WithHWM(cfg.HWM))
 	if err != nil {
 		h.cancel()
 		return nil, fmt.Errorf("wshub: %w", err)
@@ -77,7 +83,8 @@ func (h *Hub) pingSlots() int {
 }
 
 // pinger asks every connection for a ping once per PingInterval, a slot's worth at a time,
-// until Shutdown: one goroutine and ticker for the whole worker instead of a timer each.
+// until Shutdown: one goroutine and ticker for the whole worker instead of a timer each. It
+// also releases the subscriptions resyncs held (resync.go).
 func (h *Hub) pinger() {
 	slots := h.pingSlots()
 	tick := time.NewTicker(h.cfg.PingInterval / time.Duration(slots))
@@ -91,6 +98,7 @@ func (h *Hub) pinger() {
 		case <-tick.C:
 		}
 		slot = uint8((int(slot) + 1) % slots)
+		h.releaseHeld(time.Now())
 		h.mu.RLock()
 		for c := range h.clients {
 			if c.slot == slot {
@@ -218,28 +226,27 @@ func (h *Hub) unregister(c *client) {
 	}
 }
 
-// syncTopic makes the ZeroMQ subscription of topic match whether any client watches or
-// is joining it. While one does, it returns the channel closed by the subscription's
-// acknowledgement (the same one for every client of the topic). It must not be called from dispatch, which
-// runs on the subscriber's goroutine.
+// syncTopic makes the ZeroMQ subscription of topic match whether any client watches it, is
+// joining it, or a resync holds it (resync.go). While one does, it returns the channel
+// closed by the subscription's current acknowledgement (the same one for every client of
+// the topic, a new one while the subscriber asks anew after a reconnection). It must not be
+// called from dispatch, which runs on the subscriber's goroutine.
 func (h *Hub) syncTopic(topic string) (<-chan struct{}, error) {
 	h.subMu.Lock()
 	defer h.subMu.Unlock()
 	h.mu.RLock()
-	want := len(h.topics[topic]) > 0 || h.joining[topic] > 0
+	_, held := h.held[topic]
+	want := len(h.topics[topic]) > 0 || h.joining[topic] > 0 || held
 	h.mu.RUnlock()
-	acked, have := h.zmqTopics[topic]
 	switch {
-	case want && have:
-		return acked, nil
 	case want:
 		acked, err := h.sub.SubscribeAck(topic)
 		if err != nil {
 			return nil, err
 		}
-		h.zmqTopics[topic] = acked
+		h.zmqTopics[topic] = true
 		return acked, nil
-	case have:
+	case h.zmqTopics[topic]:
 		delete(h.zmqTopics, topic)
 		return nil, h.sub.Unsubscribe(topic)
 	}
@@ -284,45 +291,19 @@ func (h *Hub) dispatchRun(msgs []broker.Message) (backlog bool) {
 		plot = true
 	}
 	frames := make([]outFrame, 0, len(msgs))
-	var excluded [][]string // per frame, when any message excludes clients
 	for _, m := range msgs {
 		if plot && !deliverableOnPlot(m.Payload) {
 			h.counters.droppedMsgtype.Add(1)
 			h.log.Debug("dropped frame BokehJS cannot handle", "topic", m.Topic, "size", len(m.Payload))
 			continue
 		}
-		frame := m.Frame // the subscriber decodes envelopes into the frame already
-		if frame == nil {
-			frame = make([]byte, 0, len(m.Topic)+1+len(m.Payload))
-			frame = append(append(append(frame, m.Topic...), ':'), m.Payload...)
-		}
-		if len(clients) == 1 {
-			// One recipient: its header goes out with the frame as it is, without a copy.
-			frames = append(frames, textFrame(frame, true))
-		} else {
-			// Encoded once, for every recipient.
-			frames = append(frames, outFrame{data: encodeFrame(opText, frame), size: len(frame), fanout: true})
-		}
-		if len(m.Exclude) > 0 && excluded == nil {
-			excluded = make([][]string, len(frames)-1, len(msgs))
-		}
-		if excluded != nil {
-			excluded = append(excluded, m.Exclude)
-		}
+		// The frame is topic:payload; its header and topic are written before the payload
+		// as it came from ZeroMQ, which is never copied, and every recipient shares both.
+		frames = append(frames, outFrame{head: frameHead(m.Topic, len(m.Payload)), data: m.Payload,
+			size: len(m.Topic) + 1 + len(m.Payload), fanout: true})
 	}
-	var own []outFrame
 	for _, c := range clients {
-		fs := frames
-		if excluded != nil {
-			own = own[:0]
-			for i, f := range frames {
-				if !slices.Contains(excluded[i], c.id) {
-					own = append(own, f)
-				}
-			}
-			fs = own
-		}
-		if c.deliver(fs, h.direct) && c.queuedBytes() > backlogBytes {
+		if c.deliver(frames, h.direct) && c.queuedBytes() > backlogBytes {
 			backlog = true
 		}
 	}

@@ -20,7 +20,9 @@ type counters struct {
 	authFailures     atomic.Uint64
 	unwatched        atomic.Uint64
 	badFrames        atomic.Uint64
-	ackTimeouts      atomic.Uint64 // subscriptions answered without the publisher's acknowledgement
+	ackTimeouts      atomic.Uint64    // subscriptions answered without the publisher's acknowledgement
+	resyncs          [4]atomic.Uint64 // per lossReasons
+	resyncCloses     atomic.Uint64
 }
 
 // Stats is a snapshot of a hub's counters, served as JSON at /stats.
@@ -49,6 +51,15 @@ type Stats struct {
 	// acknowledgement frames received.
 	SubscribeAckTimeouts uint64 `json:"subscribe_ack_timeouts"`
 	ZMQAcks              uint64 `json:"zmq_acks"`
+	// ZMQHeartbeats and ZMQHellos count the publishers' heartbeats and hellos received;
+	// ZMQReconnects the new connections of the ZeroMQ socket after its first.
+	ZMQHeartbeats uint64 `json:"zmq_heartbeats"`
+	ZMQHellos     uint64 `json:"zmq_hellos"`
+	ZMQReconnects uint64 `json:"zmq_reconnects"`
+	// Resyncs counts the losses reported by the subscriber, per reason (gap, tail, epoch,
+	// reconnect); ResyncCloses the connections closed to make their pages reload.
+	Resyncs      map[string]uint64 `json:"resyncs"`
+	ResyncCloses uint64            `json:"resync_closes"`
 }
 
 // Stats returns the hub's counters.
@@ -58,6 +69,10 @@ func (h *Hub) Stats() Stats {
 	h.subMu.Lock()
 	zmqTopics := len(h.zmqTopics)
 	h.subMu.Unlock()
+	resyncs := make(map[string]uint64, len(lossReasons))
+	for i, r := range lossReasons {
+		resyncs[string(r)] = c.resyncs[i].Load()
+	}
 	s := Stats{
 		ConnectionsCurrent: c.connections.Load(),
 		ConnectionsTotal:   c.connectionsTotal.Load(),
@@ -76,6 +91,11 @@ func (h *Hub) Stats() Stats {
 
 		SubscribeAckTimeouts: c.ackTimeouts.Load(),
 		ZMQAcks:              sub.Acks,
+		ZMQHeartbeats:        sub.Heartbeats,
+		ZMQHellos:            sub.Hellos,
+		ZMQReconnects:        sub.Reconnects,
+		Resyncs:              resyncs,
+		ResyncCloses:         c.resyncCloses.Load(),
 	}
 	s.Dropped = s.DroppedMsgtype + s.DroppedSlow + s.DroppedClosed
 	return s
@@ -113,5 +133,12 @@ func (h *Hub) newRegistry() *prometheus.Registry {
 	counter("bokeh_ws_bad_client_frames_total", "Client frames that were not JSON objects with a msgtype.", nil, func(s Stats) float64 { return float64(s.BadClientFrames) })
 	counter("bokeh_ws_subscribe_ack_timeouts_total", "Subscriptions answered before any publisher acknowledged them.", nil, func(s Stats) float64 { return float64(s.SubscribeAckTimeouts) })
 	counter("bokeh_ws_zmq_acks_total", "Subscription acknowledgements received from ZeroMQ.", nil, func(s Stats) float64 { return float64(s.ZMQAcks) })
+	counter("bokeh_ws_zmq_heartbeats_total", "Publisher heartbeats received from ZeroMQ.", nil, func(s Stats) float64 { return float64(s.ZMQHeartbeats) })
+	counter("bokeh_ws_zmq_reconnects_total", "New connections of the ZeroMQ socket after its first.", nil, func(s Stats) float64 { return float64(s.ZMQReconnects) })
+	for _, r := range lossReasons {
+		counter("bokeh_resyncs_total", "Losses of published changes detected (gap, tail, epoch, reconnect); the pages watching the topics are made to reload.",
+			prometheus.Labels{"reason": string(r)}, func(s Stats) float64 { return float64(s.Resyncs[string(r)]) })
+	}
+	counter("bokeh_ws_resync_closes_total", "Connections closed with code 4001 so that their pages reload.", nil, func(s Stats) float64 { return float64(s.ResyncCloses) })
 	return reg
 }

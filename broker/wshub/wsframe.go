@@ -36,10 +36,12 @@ func appendHeader(dst []byte, opcode byte, n int) []byte {
 	}
 }
 
-// encodeFrame returns header and payload in one buffer, for a frame written to many
-// connections.
-func encodeFrame(opcode byte, payload []byte) []byte {
-	return append(appendHeader(make([]byte, 0, maxHeader+len(payload)), opcode, len(payload)), payload...)
+// frameHead is what precedes a published payload in its text frame topic:payload: the
+// frame header, the topic and the colon.
+func frameHead(topic string, payloadLen int) []byte {
+	n := len(topic) + 1
+	b := appendHeader(make([]byte, 0, maxHeader+n), opText, n+payloadLen)
+	return append(append(b, topic...), ':')
 }
 
 // Limits of one write.

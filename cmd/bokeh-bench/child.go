@@ -295,11 +295,13 @@ func zmqChild(args []string) error {
 	}
 	var out []zmqCase
 	for _, c := range cases {
-		env := broker.Message{Topic: topic, Payload: c.payload}.AppendEnvelope(nil)
-		zc := zmqCase{Name: c.name, Key: c.key, Bytes: len(env) + len(topic)}
+		// The frames bokeh-server's publisher sends (broker/wire.go).
+		header := broker.Header{Kind: broker.MsgChange, Seq: 1}.Append(nil)
+		msg := [][]byte{[]byte(topic), header, c.payload}
+		zc := zmqCase{Name: c.name, Key: c.key, Bytes: len(topic) + len(header) + len(c.payload)}
 		for range *runs {
-			zc.Rate = append(zc.Rate, zmqThroughput(pub, sub, []byte(topic), env, c.window, *dur))
-			lat := zmqLatency(pub, sub, []byte(topic), env, *dur/2)
+			zc.Rate = append(zc.Rate, zmqThroughput(pub, sub, msg, c.window, *dur))
+			lat := zmqLatency(pub, sub, msg, *dur/2)
 			p := percentiles(lat, 50, 99, 99.9)
 			zc.P50, zc.P99, zc.P999 = append(zc.P50, p[0]), append(zc.P99, p[1]), append(zc.P999, p[2])
 		}
@@ -308,9 +310,9 @@ func zmqChild(args []string) error {
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
 
-// zmqThroughput sends env back to back for dur, with at most window messages not yet
+// zmqThroughput sends msg back to back for dur, with at most window messages not yet
 // received (so that no high-water mark drops any), and returns messages per second.
-func zmqThroughput(pub, sub *zmq.Socket, topic, env []byte, window int, dur time.Duration) float64 {
+func zmqThroughput(pub, sub *zmq.Socket, msg [][]byte, window int, dur time.Duration) float64 {
 	var received atomic.Int64
 	var last atomic.Int64
 	var stop atomic.Bool
@@ -341,10 +343,7 @@ func zmqThroughput(pub, sub *zmq.Socket, topic, env []byte, window int, dur time
 			}
 			continue
 		}
-		if _, err := pub.SendBytes(topic, zmq.SNDMORE); err != nil {
-			break
-		}
-		if _, err := pub.SendBytes(env, 0); err != nil {
+		if err := sendParts(pub, msg); err != nil {
 			break
 		}
 		sent++
@@ -363,17 +362,32 @@ func zmqThroughput(pub, sub *zmq.Socket, topic, env []byte, window int, dur time
 
 // zmqLatency sends one message at a time and times its arrival, for at most dur and 5,000
 // messages.
-func zmqLatency(pub, sub *zmq.Socket, topic, env []byte, dur time.Duration) []int64 {
+func zmqLatency(pub, sub *zmq.Socket, msg [][]byte, dur time.Duration) []int64 {
 	var out []int64
 	deadline := time.Now().Add(dur)
 	for len(out) < 5000 && time.Now().Before(deadline) {
 		t0 := now()
-		pub.SendBytes(topic, zmq.SNDMORE)
-		pub.SendBytes(env, 0)
+		if err := sendParts(pub, msg); err != nil {
+			continue
+		}
 		if _, err := sub.RecvMessageBytes(0); err != nil {
 			continue
 		}
 		out = append(out, now()-t0)
 	}
 	return out
+}
+
+// sendParts sends one multipart message.
+func sendParts(pub *zmq.Socket, parts [][]byte) error {
+	for i, p := range parts {
+		flag := zmq.SNDMORE
+		if i == len(parts)-1 {
+			flag = 0
+		}
+		if _, err := pub.SendBytes(p, flag); err != nil {
+			return err
+		}
+	}
+	return nil
 }

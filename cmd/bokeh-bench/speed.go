@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/bokeh-go/bokeh-server/api/apitest"
-	"github.com/bokeh-go/bokeh-server/storage/rawjson"
+	"github.com/bokeh-go/bokeh-server/api/rawjson"
 )
 
 // speedCheck times a fixed piece of the API's work, validating one 1000-point update body

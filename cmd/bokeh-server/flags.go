@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bokeh-go/bokeh-server/api"
+	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
 	"github.com/bokeh-go/bokeh-server/storage"
 	"github.com/spf13/pflag"
@@ -38,6 +39,7 @@ type options struct {
 	WorkerBin   string
 	ZMQAddr     string
 	ZMQConnect  bool
+	ZMQHWM      int
 	SecretKey   string
 	SecretFile  string
 	MaxBody     int64
@@ -132,10 +134,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.WSConn, "ws-conn-string", "", "websocket URL handed to browsers verbatim, e.g. wss://plots.example.org/bokeh/sub/; a path such as /bokeh/sub/ means the page's own host (a balancer routing it to workers)")
 	fs.IntVar(&o.WSPort, "ws-port", 5007, "port of the first websocket worker; further workers use the next ports")
 	fs.IntVar(&o.WSWorkers, "ws-workers", 1, "number of websocket worker processes to start")
-	fs.BoolVar(&o.NoWSStart, "no-ws-start", false, "start no websocket worker (run ws-worker processes yourself)")
+	fs.BoolVar(&o.NoWSStart, "no-ws-start", false, "start no websocket worker (run ws-worker processes yourself); unless --ws-conn-string says otherwise, pages are sent to ws://<their host>:<--ws-port>/bokeh/sub/")
 	fs.StringVar(&o.WorkerBin, "ws-worker-bin", "", "ws-worker program to start (default: next to this program, then $PATH)")
 	fs.StringVar(&o.ZMQAddr, "zmqaddr", "tcp://127.0.0.1:5555", "ZeroMQ address where changes are published (bound, or connected with --zmq-connect)")
 	fs.BoolVar(&o.ZMQConnect, "zmq-connect", false, "connect --zmqaddr to a forwarder's input instead of binding it (several API processes)")
+	fs.IntVar(&o.ZMQHWM, "zmq-hwm", broker.DefaultHWM, "ZeroMQ high-water mark: messages queued per worker (or forwarder) before further ones are dropped for it; workers notice a drop and make their pages reload")
 	fs.StringVar(&o.SecretKey, "secret-key", "", "secret signing session cookies and worker requests; give every API process and worker the same one (default: $BOKEH_SECRET_KEY, else random per start)")
 	fs.StringVar(&o.SecretFile, "secret-key-file", "", "read the secret key from this file")
 	fs.Int64Var(&o.MaxBody, "max-request-bytes", api.DefaultMaxBodyBytes, "largest request body accepted; bigger ones get 413")
@@ -183,6 +186,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.WSWorkers < 1 && !o.NoWSStart {
 		return nil, fmt.Errorf("--ws-workers %d: must be at least 1 (or use --no-ws-start)", o.WSWorkers)
+	}
+	if o.ZMQHWM < 1 {
+		return nil, fmt.Errorf("--zmq-hwm %d: must be at least 1", o.ZMQHWM)
 	}
 	if o.Verbose {
 		o.Debug = true

@@ -110,6 +110,17 @@ func secretKey(o *options, log *slog.Logger) (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
+// publisherOrigin names this API process to the workers, the same after a restart, so that
+// they recognise the restart (broker.WithOrigin): the host name and the HTTP address, which
+// no other API process can share while this one runs.
+func publisherOrigin(o *options) string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	return host + "/" + net.JoinHostPort(o.IP, strconv.Itoa(o.Port))
+}
+
 // besideBinary resolves a default path relative to the directory holding this program
 // (bin/../build/...), falling back to the working directory.
 func besideBinary(rel string) string {
@@ -180,7 +191,8 @@ func run(o *options, log *slog.Logger) error {
 	if o.ZMQConnect {
 		mode = broker.Connect
 	}
-	pub, err := broker.NewZMQPublisher(o.ZMQAddr, mode)
+	pub, err := broker.NewZMQPublisher(o.ZMQAddr, mode, broker.WithHWM(o.ZMQHWM),
+		broker.WithOrigin(publisherOrigin(o)), broker.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -231,8 +243,12 @@ func run(o *options, log *slog.Logger) error {
 	if acfg.StaticDir == "" {
 		acfg.StaticDir = besideBinary(filepath.Join("build", "static"))
 	}
-	if pool != nil {
+	switch {
+	case pool != nil:
 		acfg.Workers = pool
+	case o.WSConn == "":
+		// Workers started by hand on --ws-port, as in the original 0.6 topology.
+		acfg.Workers = &api.StaticWorkers{Ports: []int{o.WSPort}}
 	}
 	srv, err := api.New(acfg, store, pub)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/broker/wshub"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
 	"github.com/spf13/pflag"
@@ -25,6 +26,7 @@ type options struct {
 	secretKey      string
 	allowedOrigins []string
 	maxQueueBytes  int
+	zmqHWM         int
 	pingInterval   time.Duration
 	writeTimeout   time.Duration
 	drainTimeout   time.Duration
@@ -41,6 +43,11 @@ Websocket worker of bokeh-server: browsers connect here (the address bokeh-serve
 /bokeh/wsurl/ hands out) and subscribe to documents; the worker subscribes to those
 topics on bokeh-server's ZeroMQ publisher (or a forwarder) and relays every change.
 Run as many workers as needed behind a load balancer; they need no stickiness.
+
+When the worker may have missed changes (a message dropped on the way, a publisher
+restarted, its ZeroMQ connection broke), it closes the connections that watch them with
+code 4001; bokeh-server's pages reconnect and reload the document at once
+(bokeh_resyncs_total{reason} on /metrics counts these).
 
 Flags:
 `
@@ -59,6 +66,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 	fs.StringVar(&o.apiURL, "api-url", "http://127.0.0.1:5006/", "root URL (with url prefix) of a bokeh-server API process, asked for document keys when browsers subscribe")
 	fs.StringVar(&o.secretKey, "secret-key", "", "bokeh-server's secret key, which authenticates document-key lookups (required; default $"+secretEnv+")")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated Origin values allowed to connect, e.g. https://plots.example.org (empty: any origin)")
+	fs.IntVar(&o.zmqHWM, "zmq-hwm", broker.DefaultHWM, "ZeroMQ receive high-water mark in messages; beyond it the publisher drops messages for this worker, which notices and makes the affected pages reload")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", wshub.DefaultMaxQueueBytes, "per-connection send queue limit in bytes; a browser this far behind is disconnected")
 	fs.DurationVar(&o.pingInterval, "ping-interval", wshub.DefaultPingInterval, "interval between websocket pings, which keep idle connections and proxies alive")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", wshub.DefaultWriteTimeout, "time allowed for one websocket write before the connection is dropped as too slow")
@@ -102,6 +110,9 @@ func (o *options) validate() error {
 	}
 	if !strings.HasSuffix(o.apiURL, "/") {
 		o.apiURL += "/"
+	}
+	if o.zmqHWM < 1 {
+		return fmt.Errorf("--zmq-hwm %d: must be at least 1", o.zmqHWM)
 	}
 	if o.maxQueueBytes <= 0 || o.pingInterval <= 0 || o.writeTimeout <= 0 || o.drainTimeout < 0 {
 		return errors.New("--max-queue-bytes, --ping-interval and --write-timeout must be positive, --drain-timeout not negative")

@@ -70,7 +70,7 @@ func serve(ctx context.Context, o options, getenv func(string) string, log *slog
 	hub, err := wshub.New(wshub.Config{
 		ZMQAddr: o.zmqAddr, APIURL: o.apiURL, SecretKey: o.secretKey, AllowedOrigins: o.allowedOrigins,
 		MaxQueueBytes: o.maxQueueBytes, PingInterval: o.pingInterval, WriteTimeout: o.writeTimeout,
-		DrainTimeout: drainSetting(o.drainTimeout), Logger: log,
+		DrainTimeout: drainSetting(o.drainTimeout), HWM: o.zmqHWM, Logger: log,
 	})
 	if err != nil {
 		return err

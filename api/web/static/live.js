@@ -6,7 +6,13 @@
 // socket, resubscribes every topic, waits until the worker confirms the document topics
 // (so no write can fall between the reload and the first push), reloads each document's
 // models over HTTP and only then replays the pushes that arrived meanwhile, so the page ends
-// at the latest state.
+// at the latest state; document lists fetch the user's documents again.
+//
+// A worker that may have missed changes (a resync) closes the socket with code 4001: the
+// page reconnects at once, without backoff, and reloads as above. Before that close the
+// worker sends debug:debug:reload, on which BokehJS alone would reload the whole page (what
+// a page without this script does); here it is held back, and handed to BokehJS only if no
+// resync close follows within a second.
 // State is shown in #bokeh-connection (if the page has one) and in window.BokehLive.
 // On multi-user document lists it also passes the user's docchange notices to BokehJS.
 (function () {
@@ -17,10 +23,12 @@
   var $ = Bokeh.$;
   var serverutils = Bokeh.require("server/serverutils");
   // subscribed: the topics the worker confirmed (subscribesuccess) on the current socket.
-  var live = window.BokehLive = { state: "connecting", reconnects: 0, reloads: 0, subscribed: {} };
+  var live = window.BokehLive = { state: "connecting", reconnects: 0, reloads: 0, resyncs: 0, subscribed: {} };
   var unloading = false;
   var backoffFirst = 250, backoffMax = 10000;
   var confirmWait = 3000; // reload anyway if a subscription is not confirmed by then
+  var closeResync = 4001, resyncSpread = 250; // a resync reconnects within resyncSpread ms
+  var heldReload = null; // timer of a debug:debug:reload held back (see above)
 
   window.addEventListener("beforeunload", function () { unloading = true; });
 
@@ -51,6 +59,16 @@
     return docs;
   }
 
+  // refetchUserDocs makes document lists fetch the user's documents again, as BokehJS does
+  // on a docchange notice: one may have been missed while the socket was down.
+  function refetchUserDocs(w) {
+    Object.keys(w.auth).forEach(function (topic) {
+      if (topic.indexOf("bokehuser:") === 0) {
+        w.trigger("msg:" + topic, '{"msgtype": "docchange"}');
+      }
+    });
+  }
+
   // reload fetches each watched document again and applies it, then the pushes that
   // arrived on socket s meanwhile. Nothing happens if s was replaced in the meantime.
   function reload(w, s, queue, done) {
@@ -66,6 +84,7 @@
         return;
       }
       live.reloads++;
+      refetchUserDocs(w);
       s.onmessage = w.onmessage;
       queue.forEach(function (msg) { w.onmessage(msg); });
       done();
@@ -73,18 +92,36 @@
   }
 
   function attach(w, s) {
-    s.onclose = function () {
+    s.onclose = function (ev) {
       if (unloading || w.s !== s) {
         return;
       }
       show("reconnecting");
-      schedule(w, backoffFirst);
+      if (!resynced(w, ev)) {
+        schedule(w, backoffFirst);
+      }
     };
   }
 
   function schedule(w, delay) {
     var jitter = Math.random() * delay * 0.3;
     setTimeout(function () { reconnect(w, delay); }, delay + jitter);
+  }
+
+  // resynced handles a resync close: the held reload frame is dropped and the page
+  // reconnects soon (spread over resyncSpread, so that a worker's pages do not all come
+  // back in the same instant). It reports whether ev was one.
+  function resynced(w, ev) {
+    if (!ev || ev.code !== closeResync) {
+      return false;
+    }
+    live.resyncs++;
+    if (heldReload !== null) {
+      clearTimeout(heldReload);
+      heldReload = null;
+    }
+    setTimeout(function () { reconnect(w, backoffFirst); }, Math.random() * resyncSpread);
+    return true;
   }
 
   function reconnect(w, delay) {
@@ -141,13 +178,15 @@
           setTimeout(startReload, confirmWait);
         }
       };
-      s.onclose = function () {
+      s.onclose = function (ev) {
         if (unloading || w.s !== s) {
           return;
         }
         var wasOpen = opened.state() === "resolved";
         show("reconnecting");
-        schedule(w, wasOpen ? backoffFirst : next);
+        if (!resynced(w, ev)) {
+          schedule(w, wasOpen ? backoffFirst : next);
+        }
       };
     }).fail(function () {
       show("stale");
@@ -196,6 +235,14 @@
       i = data.indexOf(":", i + 1);
       if (i > 0 && data.indexOf("subscribesuccess", i) > 0) {
         live.subscribed[data.substring(0, i)] = true;
+      }
+      if (data === "debug:debug:reload") {
+        var self = this, args = arguments;
+        heldReload = setTimeout(function () {
+          heldReload = null;
+          inner.apply(self, args);
+        }, 1000);
+        return null;
       }
       return inner.apply(this, arguments);
     };

@@ -20,10 +20,14 @@ import (
 )
 
 // Reconnection timing of our pages (api/web/static/live.js): the first retry after 250 ms,
-// doubling to 10 s, each with up to 30 % jitter.
+// doubling to 10 s, each with up to 30 % jitter; after a resync close (4001) the first
+// attempt comes within 250 ms.
 const (
 	liveBackoffFirst = 250 * time.Millisecond
 	liveBackoffMax   = 10 * time.Second
+	liveResyncSpread = 250 * time.Millisecond
+	// CloseResync is the close code of a worker's resync (broker/wshub).
+	CloseResync = 4001
 )
 
 // LiveOptions describe a LiveClient.
@@ -258,11 +262,20 @@ func (c *LiveClient) run() {
 			c.o.Log.Frame(string(b))
 		}
 		conn.Close()
+		code := websocket.CloseAbnormalClosure
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			code = ce.Code
+		}
 		c.mu.Lock()
 		closing := c.closing
 		c.err = err
 		c.mu.Unlock()
-		if closing || !c.o.Reconnect || !c.reconnect() {
+		if closing {
+			return
+		}
+		c.o.Log.Closed(code)
+		if !c.o.Reconnect || !c.reconnect(code == CloseResync) {
 			return
 		}
 	}
@@ -270,12 +283,15 @@ func (c *LiveClient) run() {
 
 // reconnect is live.js's loop: wait, ask wsurl, open, resubscribe, reload, apply. It
 // reports whether a new connection is up.
-func (c *LiveClient) reconnect() bool {
+func (c *LiveClient) reconnect(resync bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), c.o.GiveUp)
 	defer cancel()
 	delay := liveBackoffFirst
 	for {
 		wait := delay + time.Duration(rand.Float64()*0.3*float64(delay))
+		if resync {
+			wait, resync = time.Duration(rand.Float64()*float64(liveResyncSpread)), false
+		}
 		select {
 		case <-ctx.Done():
 			c.mu.Lock()
@@ -433,6 +449,12 @@ type WorkerStats struct {
 	SlowClientCloses   uint64 `json:"slow_client_closes"`
 	AuthFailures       uint64 `json:"auth_failures"`
 	AckTimeouts        uint64 `json:"subscribe_ack_timeouts"`
+	ZMQHeartbeats      uint64 `json:"zmq_heartbeats"`
+	ZMQHellos          uint64 `json:"zmq_hellos"`
+	ZMQReconnects      uint64 `json:"zmq_reconnects"`
+	// Resyncs counts losses the worker detected, by reason (gap, tail, epoch, reconnect).
+	Resyncs      map[string]uint64 `json:"resyncs"`
+	ResyncCloses uint64            `json:"resync_closes"`
 }
 
 // GetWorkerStats reads http://127.0.0.1:port/stats.

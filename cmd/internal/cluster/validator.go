@@ -109,7 +109,7 @@ func (v *Validator) Clients() []*ClientLog {
 
 // event is one thing that happened to a client, in the order it happened.
 type event struct {
-	kind   byte // 'c' new connection, 'p' push received, 'r' state reloaded over HTTP
+	kind   byte // 'c' new connection, 'p' push received, 'r' state reloaded over HTTP, 'x' closed (seq: the close code)
 	stream Stream
 	seq    int64
 	at     time.Time
@@ -139,6 +139,15 @@ func (l *ClientLog) Subscribed(topic string) {
 func (l *ClientLog) Connected() {
 	l.mu.Lock()
 	l.events = append(l.events, event{kind: 'c', at: time.Now()})
+	l.mu.Unlock()
+}
+
+// Closed records that the connection ended with a websocket close code (1006 when it broke
+// without one). A connection the worker closes for a resync ends with 4001: that is how a
+// client is told it may have missed writes.
+func (l *ClientLog) Closed(code int) {
+	l.mu.Lock()
+	l.events = append(l.events, event{kind: 'x', seq: int64(code), at: time.Now()})
 	l.mu.Unlock()
 }
 
@@ -523,15 +532,16 @@ func (l *ClientLog) watches(topic string) bool {
 // Summary is what Check found.
 type Summary struct {
 	Clients, Streams int
-	Pushes           int // pushes validated over all clients
-	Reloads          int // HTTP reloads applied
-	Connections      int // connections over all clients (reconnects = Connections - clients)
+	Pushes           int         // pushes validated over all clients
+	Reloads          int         // HTTP reloads applied
+	Connections      int         // connections over all clients (reconnects = Connections - clients)
+	Closes           map[int]int // connections that ended, by close code
 	Problems         []string
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("%d clients, %d streams, %d pushes, %d connections, %d reloads, %d problems",
-		s.Clients, s.Streams, s.Pushes, s.Connections, s.Reloads, len(s.Problems))
+	return fmt.Sprintf("%d clients, %d streams, %d pushes, %d connections (closes by code %v), %d reloads, %d problems",
+		s.Clients, s.Streams, s.Pushes, s.Connections, s.Closes, s.Reloads, len(s.Problems))
 }
 
 // maxReported bounds the problems listed in a failure message.
@@ -553,7 +563,7 @@ func (v *Validator) Check(tb testing.TB, stored map[Stream]int64) Summary {
 func (v *Validator) Validate(stored map[Stream]int64) Summary {
 	streams := v.Streams()
 	clients := v.Clients()
-	sum := Summary{Clients: len(clients), Streams: len(streams)}
+	sum := Summary{Clients: len(clients), Streams: len(streams), Closes: map[int]int{}}
 	problem := func(format string, args ...any) { sum.Problems = append(sum.Problems, fmt.Sprintf(format, args...)) }
 
 	index := map[Stream]map[int64]int{} // stream -> seq -> position among acked writes
@@ -588,6 +598,8 @@ func (v *Validator) Validate(stored map[Stream]int64) Summary {
 				sum.Connections++
 			case 'r':
 				sum.Reloads++
+			case 'x':
+				sum.Closes[int(e.seq)]++
 			}
 		}
 		for _, s := range streams {

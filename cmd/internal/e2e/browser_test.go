@@ -60,6 +60,8 @@ func TestBrowser(t *testing.T) {
 	t.Run("CrossOriginRefusedThenAllowed", bt.crossOriginRefusedThenAllowed)
 	t.Run("FormsAndIndex", bt.formsAndIndex)
 	t.Run("WorkerKilled", bt.workerKilled)
+	t.Run("APIRestart", bt.apiRestart)
+	t.Run("APIRestartWithoutLiveJS", bt.apiRestartWithoutLiveJS)
 	t.Run("URLPrefix", bt.urlPrefix)
 }
 
@@ -482,6 +484,73 @@ func (bt *browserTest) workerKilled(t *testing.T) {
 	waitUpdated(t, p, "pushed after the reconnect", plot.Source.ID, 2*newPhase, after)
 	p.Screenshot(bt.shots, "6-after-second-update")
 	noProblems(p)
+}
+
+// 6b. The API is killed with -9 and restarted while its worker lives (bokeh-server
+// --no-ws-start and a ws-worker started by hand); the first update after the restart is
+// the last one. The worker's ZeroMQ socket reconnects, it tells the page to resync, and
+// live.js reloads the document in place (no page reload): the page shows that update.
+func (bt *browserTest) apiRestart(t *testing.T) {
+	s, _ := handStartedAPI(t, nil, nil)
+	pc := apitest.NewPyClient(s.Root)
+	plot := storePlot(t, pc, "browser-api-restart")
+	p := bt.b.NewPage(t, "api-restart")
+	p.Navigate(s.Root + "bokeh/doc/" + pc.DocID + "/" + plot.Context.ID)
+	before := waitDrawn(t, p, "before the restart")
+	waitSubscribed(t, p)
+	p.WaitFor("badge live", `document.getElementById("bokeh-connection").textContent === "live"`, renderWait)
+	browser.Eval[bool](p, `window.sameDocument = true`)
+	p.Screenshot(bt.shots, "6b-before-restart")
+
+	s.Kill(t)
+	time.Sleep(restartGap)
+	s.Restart(t)
+	pushUpdate(t, pc, plot, newPhase)
+	waitUpdated(t, p, "the first update after the restart", plot.Source.ID, newPhase, before)
+	p.WaitFor("resynced and live", `window.BokehLive.resyncs >= 1 && window.BokehLive.state === "live"`, updateWait)
+	if !browser.Eval[bool](p, `window.sameDocument === true`) {
+		t.Error("the page was reloaded as a whole; live.js should have resynced it in place")
+	}
+	t.Logf("after the restart: BokehLive %v", browser.Eval[map[string]any](p, `window.BokehLive`))
+	p.Screenshot(bt.shots, "6b-after-restart")
+	noProblems(p)
+}
+
+// 6c. As 6b, on a page of another site that loads BokehJS itself, without live.js (as
+// BokehJS pages of other servers do): the worker's debug:debug:reload makes BokehJS
+// reload the whole page, which then shows the update.
+func (bt *browserTest) apiRestartWithoutLiveJS(t *testing.T) {
+	s, _ := handStartedAPI(t, nil, nil)
+	pc := apitest.NewPyClient(s.Root)
+	plot := storePlot(t, pc, "browser-no-livejs")
+	id := uuid.NewString()
+	page := embedPage("bokehjs only", fmt.Sprintf(`<script src="%sbokehjs/static/js/bokeh.js"></script>
+<link rel="stylesheet" href="%sbokehjs/static/css/bokeh.css">
+<script id="%s" type="text/plain" data-bokeh-data="server" data-bokeh-modelid="%s" data-bokeh-root-url="%s"
+  data-bokeh-docid="%s" data-bokeh-docapikey="%s" data-bokeh-loglevel="info"></script>
+<script>Bokeh.embed.inject_plot(%q);</script>`, s.Root, s.Root, id, plot.Figure.ID, s.Root, pc.DocID, pc.APIKey, id))
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(page))
+	}))
+	t.Cleanup(site.Close)
+	p := bt.b.NewPage(t, "no-livejs")
+	p.Navigate(site.URL + "/")
+	before := waitDrawn(t, p, "before the restart")
+	waitSubscribed(t, p)
+	if browser.Eval[bool](p, `typeof window.BokehLive !== "undefined"`) {
+		t.Fatal("live.js is loaded; this page must do without it")
+	}
+	browser.Eval[bool](p, `window.sameDocument = true`)
+
+	p.ExpectFailures(s.Root) // requests of the page while the API is down
+	s.Kill(t)
+	time.Sleep(restartGap)
+	s.Restart(t)
+	pushUpdate(t, pc, plot, newPhase)
+	p.WaitFor("the page reloaded", `window.sameDocument === undefined && typeof Bokeh !== "undefined"`, updateWait)
+	waitUpdated(t, p, "the first update after the restart", plot.Source.ID, newPhase, before)
+	p.Screenshot(bt.shots, "6c-reloaded-after-restart")
 }
 
 // wsPort is the port of a ws:// URL.

@@ -28,16 +28,7 @@ type Info struct {
 	// BareTokens is true when the text holds a bare NaN, Infinity or -Infinity token, which
 	// browsers cannot parse (see Sanitize).
 	BareTokens bool
-	// NumberRuns are the stretches of array elements (at least MinNumberRun bytes, as
-	// [start, end) offsets into the text) made of plain numbers, commas and spaces only:
-	// they read the same inside a JSON string, so an envelope can copy them as they are
-	// (AppendTextVerbatim) instead of escaping them byte by byte.
-	NumberRuns [][2]int
 }
-
-// MinNumberRun is the shortest run of numbers recorded in Info.NumberRuns: shorter ones
-// are escaped faster than they are recorded and looked up.
-const MinNumberRun = 256
 
 type scanner struct {
 	data  []byte
@@ -458,11 +449,7 @@ func (s *scanner) array(onElem func(value []byte)) error {
 	for {
 		if onElem == nil {
 			// Data columns are long runs of plain numbers: take them in one tight loop.
-			start := s.pos
-			var ctl bool
-			if s.pos, ctl = numberRun(s.data, s.pos); !ctl && s.pos-start >= MinNumberRun {
-				s.info.NumberRuns = append(s.info.NumberRuns, [2]int{start, s.pos})
-			}
+			s.pos, _ = numberRun(s.data, s.pos)
 		}
 		start := s.pos
 		if err := s.value(); err != nil {

@@ -19,14 +19,6 @@ func unescape(raw []byte) string {
 	return unsafe.String(&out[0], len(out))
 }
 
-// AppendUnescaped appends the decoded contents of a validated string literal: raw is what
-// lies between its quotes (for instance a string member's Field value without its first
-// and last byte). Unlike String it neither validates nor makes a string, so a large text
-// is decoded in one pass straight into dst. Escapes only ever shrink, so dst may share
-// raw's memory as long as it ends at or before raw's start: decoding then writes at or
-// before where it reads.
-func AppendUnescaped(dst, raw []byte) []byte { return appendUnescaped(dst, raw) }
-
 // appendUnescaped appends the decoded contents of raw (between the quotes).
 func appendUnescaped(out, raw []byte) []byte {
 	for i := 0; i < len(raw); i++ {
@@ -156,78 +148,25 @@ func Sanitize(data []byte) []byte {
 	return append(out, data[last:]...)
 }
 
-// AppendText appends b as a JSON string literal escaping only what JSON requires ('"',
-// '\\' and control characters) and U+2028/U+2029, with invalid UTF-8 replaced by U+FFFD:
-// for text that never sits inside HTML, such as the broker's envelopes, where a large
-// payload is escaped on every publish.
-func AppendText(dst, b []byte) []byte { return AppendTextVerbatim(dst, b, nil) }
-
 // AppendString appends s as a JSON string literal. It escapes what JSON requires plus '<',
 // '>' and '&' (so text can sit inside HTML script elements) and U+2028/U+2029.
-func AppendString(dst []byte, s string) []byte { return appendString(dst, s, true) }
-
-// Offset is the index of sub within text, or -1 when sub is not a slice of text's memory
-// (such as a member value that came from elsewhere).
-func Offset(text, sub []byte) int {
-	if len(sub) == 0 || len(text) == 0 {
-		return -1
-	}
-	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(sub))) - uintptr(unsafe.Pointer(unsafe.SliceData(text))))
-	if off < 0 || off > len(text)-len(sub) {
-		return -1
-	}
-	return off
-}
-
-// AppendTextVerbatim is AppendText for a text whose verbatim ranges (sorted, disjoint
-// [start, end) offsets into b) are known to read the same inside a string literal, such as
-// values rawjson marked Plain: those are copied without being looked at. The ranges must
-// start and end at ASCII bytes.
-func AppendTextVerbatim(dst, b []byte, verbatim [][2]int) []byte {
+func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
-	last := 0
-	for _, r := range verbatim {
-		if r[0] < last || r[1] < r[0] || r[1] > len(b) {
-			// Not what the caller promised: escape the rest as a whole instead.
-			break
-		}
-		dst = appendEscaped(dst, b[last:r[0]], false)
-		dst = append(dst, b[r[0]:r[1]]...)
-		last = r[1]
-	}
-	dst = appendEscaped(dst, b[last:], false)
-	return append(dst, '"')
-}
-
-func appendEscaped(dst, b []byte, html bool) []byte {
-	if len(b) == 0 {
-		return dst
-	}
-	s := unsafe.String(&b[0], len(b))
-	return appendStringContents(dst, s, html)
-}
-
-func appendString(dst []byte, s string, html bool) []byte {
-	dst = append(dst, '"')
-	return append(appendStringContents(dst, s, html), '"')
+	return append(appendStringContents(dst, s), '"')
 }
 
 // appendStringContents appends s escaped, without the quotes.
-func appendStringContents(dst []byte, s string, html bool) []byte {
+func appendStringContents(dst []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(s); {
-		if html {
-			i = skipPlainOutput(s, i)
-		} else {
-			i = skipPlainText(s, i)
-		}
+		i = skipPlainOutput(s, i)
 		if i >= len(s) {
 			break
 		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && (!html || c != '<' && c != '>' && c != '&') {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
 				i++
 				continue
 			}

@@ -1,7 +1,6 @@
 package rawjson
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -154,55 +153,5 @@ func TestLinearTime(t *testing.T) {
 	}
 	if _, err := Check(data); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// NumberRuns must cover only text that reads the same inside a JSON string, and the long
-// runs of a data column: AppendTextVerbatim copies them without looking at them.
-func TestNumberRuns(t *testing.T) {
-	col := strings.Repeat("0.8414709848078965, ", 40) + "1"
-	for _, c := range []struct {
-		value   string
-		covered int // at least
-	}{
-		{`[1, 2.5, -3]`, 0}, {"[" + col + "]", len(col) - 21}, {"[" + strings.ReplaceAll(col, " ", "\n") + "]", 0},
-		{"[" + strings.ReplaceAll(col, " ", "\t") + "]", 0}, {"[\"s\", " + col + "]", len(col) - 21},
-		{"[" + col + ", \"s\", " + col + "]", 2 * (len(col) - 21)}, {"[1e5, " + col + "]", len(col) - 21},
-		{"[[" + col + "], [" + col + "]]", 2 * (len(col) - 21)}, {"[NaN, " + col + ", Infinity]", len(col) - 21},
-	} {
-		doc := []byte(`{"data": {"x": ` + c.value + `}, "after": "text \" é"}`)
-		_, info, err := Fields(doc)
-		if err != nil {
-			t.Fatalf("%s: %v", c.value, err)
-		}
-		covered := 0
-		for _, r := range info.NumberRuns {
-			covered += r[1] - r[0]
-		}
-		if covered < c.covered {
-			t.Errorf("%.40q: runs %v cover %d bytes, want at least %d", c.value, info.NumberRuns, covered, c.covered)
-		}
-		if got, want := AppendTextVerbatim(nil, doc, info.NumberRuns), AppendText(nil, doc); !bytes.Equal(got, want) {
-			t.Errorf("%.40q: AppendTextVerbatim with runs %v differs from AppendText", c.value, info.NumberRuns)
-		}
-	}
-}
-
-func TestAppendTextVerbatimBadRanges(t *testing.T) {
-	text := []byte(`a "quoted" \ text`)
-	want := AppendText(nil, text)
-	for _, spans := range [][][2]int{nil, {{0, 1}}, {{5, 3}}, {{0, 100}}, {{4, 6}, {2, 3}}} {
-		got := AppendTextVerbatim(nil, text, spans)
-		// Ranges that break the promise are ignored from there on; valid plain ones change
-		// nothing.
-		if spans == nil || spans[0] == [2]int{0, 1} {
-			if !bytes.Equal(got, want) {
-				t.Errorf("%v: %s, want %s", spans, got, want)
-			}
-			continue
-		}
-		if _, err := Check(got); err != nil {
-			t.Errorf("%v: %s is not a JSON string: %v", spans, got, err)
-		}
 	}
 }

@@ -5,9 +5,9 @@ import (
 	"unsafe"
 )
 
-// Eight bytes at a time (SWAR): long strings, such as a modelpush embedded in a broker
-// envelope, are mostly bytes that need no attention, so the string scanner, the unescaper
-// and the escaper skip words of such bytes and look at single bytes only near the others.
+// Eight bytes at a time (SWAR): long strings are mostly bytes that need no attention, so
+// the string scanner and the escaper skip words of such bytes and look at single bytes
+// only near the others.
 
 const (
 	lsbs = 0x0101010101010101
@@ -72,9 +72,4 @@ func skipPlainOutput(s string, i int) int {
 		i += 8
 	}
 	return i
-}
-
-func skipPlainText(s string, i int) int {
-	d := unsafe.Slice(unsafe.StringData(s), len(s))
-	return skipPlainString(d, i)
 }
