@@ -520,20 +520,18 @@ func (bt *browserTest) apiRestart(t *testing.T) {
 // BokehJS pages of other servers do): the worker's debug:debug:reload makes BokehJS
 // reload the whole page, which then shows the update.
 func (bt *browserTest) apiRestartWithoutLiveJS(t *testing.T) {
-	s, _ := handStartedAPI(t, nil, nil)
+	// The embedding page is of another origin, which the operator allowed (the document is
+	// not published).
+	site := newEmbeddingSite(t)
+	s, _ := handStartedAPI(t, []string{"--allowed-origins", site.URL}, nil)
 	pc := apitest.NewPyClient(s.Root)
 	plot := storePlot(t, pc, "browser-no-livejs")
 	id := uuid.NewString()
-	page := embedPage("bokehjs only", fmt.Sprintf(`<script src="%sbokehjs/static/js/bokeh.js"></script>
+	site.set("/", embedPage("bokehjs only", fmt.Sprintf(`<script src="%sbokehjs/static/js/bokeh.js"></script>
 <link rel="stylesheet" href="%sbokehjs/static/css/bokeh.css">
 <script id="%s" type="text/plain" data-bokeh-data="server" data-bokeh-modelid="%s" data-bokeh-root-url="%s"
   data-bokeh-docid="%s" data-bokeh-docapikey="%s" data-bokeh-loglevel="info"></script>
-<script>Bokeh.embed.inject_plot(%q);</script>`, s.Root, s.Root, id, plot.Figure.ID, s.Root, pc.DocID, pc.APIKey, id))
-	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(page))
-	}))
-	t.Cleanup(site.Close)
+<script>Bokeh.embed.inject_plot(%q);</script>`, s.Root, s.Root, id, plot.Figure.ID, s.Root, pc.DocID, pc.APIKey, id)))
 	p := bt.b.NewPage(t, "no-livejs")
 	p.Navigate(site.URL + "/")
 	before := waitDrawn(t, p, "before the restart")
