@@ -50,3 +50,10 @@ func (c *docCache) put(doc storage.Doc, now time.Time) {
 	}
 	c.m[doc.DocID] = cachedDoc{doc: doc, expires: now.Add(docCacheTTL)}
 }
+
+// drop forgets docid (the document was deleted).
+func (c *docCache) drop(docid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, docid)
+}

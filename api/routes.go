@@ -31,14 +31,14 @@ func (s *Server) routes() *echo.Echo {
 	// Backbone model routes (#1-#8, #45).
 	bb := "/bokeh/bb/:docid"
 	r.both(http.MethodGet, bb+"/", s.getAllModels, getMethods)
-	r.add(http.MethodPost, bb+"/bulkupsert", s.bulkUpsert, "")
+	r.add(http.MethodPost, bb+"/bulkupsert", s.bulkUpsertOrApplet, "")
 	r.add(http.MethodPost, bb+"/gc", s.gc, "")
 	r.both(http.MethodGet, bb+"/rungc", s.runGC070, getMethods)
 	r.both(http.MethodGet, bb+"/:typename/", s.getModelsByType, getMethods)
 	r.both(http.MethodPost, bb+"/:typename/", s.createModel, "")
 	r.both(http.MethodGet, bb+"/:typename/:id/", s.getModel, modelMethods)
-	r.both(http.MethodPut, bb+"/:typename/:id/", s.updateModel, modelMethods)
-	r.both(http.MethodPatch, bb+"/:typename/:id/", s.updateModel, modelMethods)
+	r.both(http.MethodPut, bb+"/:typename/:id/", s.updateModelOrApplet, modelMethods)
+	r.both(http.MethodPatch, bb+"/:typename/:id/", s.updateModelOrApplet, modelMethods)
 	r.both(http.MethodDelete, bb+"/:typename/:id/", s.deleteModel, modelMethods)
 
 	// Documents (#13-#19, #46).
@@ -80,7 +80,7 @@ func (s *Server) routes() *echo.Echo {
 	r.add(http.MethodGet, "/bokeh/static/*", s.staticFile, getMethods)
 	e.GET("/static/*", s.staticFile, s.cors(getMethods))
 	e.OPTIONS("/static/*", s.preflight, s.cors(getMethods))
-	r.any("/bokeh/jsgenerate/*", s.gone("jsgenerate (Python applets) is not supported by this server"))
+	r.add(http.MethodGet, "/bokeh/jsgenerate/:parent/:module/:class", s.jsGenerate, getMethods)
 	r.any("/bokeh/data/*", s.gone("remote data routes were removed in bokeh 0.8"))
 	r.any("/render/*", s.notImplemented("the blaze render blueprint is not available"))
 

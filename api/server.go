@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/bokeh-go/bokeh-server/api/applet"
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/storage"
 )
@@ -47,6 +48,11 @@ type Config struct {
 	FilterLogs bool
 	// Logger receives access and error logs (nil: slog.Default()).
 	Logger *slog.Logger
+	// Applets is the running host of a --script applet (nil: none).
+	Applets *applet.Host
+	// AppletTTL is how long an applet page's document is kept after its last use
+	// (0: storage.DefaultOverlayTTL).
+	AppletTTL time.Duration
 
 	// TrustedProxies are the peers whose X-Forwarded-For, X-Real-IP and X-Forwarded-Proto
 	// are believed (none by default: a client could forge them).
@@ -110,6 +116,7 @@ type Server struct {
 	handler http.Handler
 
 	metrics *metrics
+	applets *applets // nil without a --script
 }
 
 // New builds the API over store, publishing through pub.
@@ -156,7 +163,15 @@ func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error)
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Applets != nil {
+		if s.applets, err = newApplets(cfg.Applets); err != nil {
+			return nil, err
+		}
+	}
 	s.echo = s.routes()
+	if err := s.addAppletRoutes(); err != nil {
+		return nil, err
+	}
 	s.handler = s.bodyDeadlines(s.echo)
 	return s, nil
 }

@@ -7,13 +7,17 @@
 #
 #   1. apt packages (only the missing ones; needs root or sudo):
 #        libzmq3-dev pkg-config redis-server, chromium (for the browser tests),
-#        build-essential if there is no gcc, nodejs npm if there is no node
+#        Python 3 with numpy, pandas, flask and requests (the applet host of
+#        --script, and the applet tests), build-essential if there is no gcc,
+#        nodejs npm if there is no node
 #   2. BokehJS 0.8.2 -> build/bokehjs-0.8.2   (scripts/build-bokehjs.sh)
 #   3. jQuery + Bootstrap -> build/static     (scripts/fetch-static.sh)
 #   4. Go binaries -> bin/                    (go build ./cmd/..., with cgo for ZeroMQ)
 #
 # Environment:
 #   SETUP_CHROMIUM=0   do not install chromium (make run: only tests need it)
+#   SETUP_APPLETS=0|1  leave out / add the Python packages of --script applets
+#                      (default: as chromium, so make test has them and make run not)
 #   SETUP_APT=0        skip the apt step (install the packages yourself)
 #   SETUP_GO=0         skip the Go build (make test: scripts/test.sh builds bin/ itself)
 #   BOKEHJS_070=1      also build BokehJS 0.7.0 into build/bokehjs-0.7.0
@@ -30,6 +34,10 @@ if [ "${SETUP_APT:-1}" = 0 ]; then
 else
   wanted=(libzmq3-dev pkg-config redis-server)
   [ "${SETUP_CHROMIUM:-1}" = 0 ] || wanted+=(chromium)
+  # What bokeh 0.8 imports in the applet host (bokeh itself is the user's, see README).
+  [ "${SETUP_APPLETS:-${SETUP_CHROMIUM:-1}}" = 0 ] ||
+    wanted+=(python3 python3-numpy python3-pandas python3-flask python3-werkzeug python3-jinja2
+      python3-requests python3-six python3-dateutil python3-tz)
   command -v gcc >/dev/null 2>&1 || wanted+=(build-essential)
   if ! command -v node >/dev/null 2>&1; then
     wanted+=(nodejs npm)

@@ -24,6 +24,7 @@ func runContract(t *testing.T, persistent bool, open factory) {
 	t.Run("Records", func(t *testing.T) { testRecords(t, open) })
 	t.Run("CreateUser", func(t *testing.T) { testCreateUser(t, open) })
 	t.Run("CreateUserConcurrent", func(t *testing.T) { testCreateUserConcurrent(t, open) })
+	t.Run("DocExpiry", func(t *testing.T) { testDocExpiry(t, open, persistent) })
 	if persistent {
 		t.Run("Persistence", func(t *testing.T) { testPersistence(t, open) })
 	}

@@ -25,6 +25,8 @@ type Memory struct {
 	// store and so that they read back exactly as from the persistent backends.
 	docRecs  map[string][]byte
 	userRecs map[string][]byte
+	// docExpiry holds when documents with an expiry are due (DocExpiry).
+	docExpiry map[string]time.Time
 }
 
 type memOverlay struct {
@@ -48,6 +50,7 @@ func NewMemory(overlayTTL time.Duration) *Memory {
 		lastSweep: time.Now(),
 		docRecs:   make(map[string][]byte),
 		userRecs:  make(map[string][]byte),
+		docExpiry: make(map[string]time.Time),
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 //	overlay-expiry/<docid>:<temp>         expiry, big-endian Unix nanoseconds
 //	records/model:doc:<docid>             Doc JSON
 //	records/model:user:<username>         User JSON
+//	doc-expiry, doc-expiry-order          documents' due times (expiry_shelve.go)
 type Shelve struct {
 	db   *bolt.DB
 	path string
@@ -68,7 +69,8 @@ func OpenShelve(path string, overlayTTL time.Duration) (*Shelve, error) {
 	}
 	db.MaxBatchDelay = shelveBatchDelay
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketModels, bucketOverlays, bucketOverlayExpiry, bucketRecords} {
+		for _, name := range [][]byte{bucketModels, bucketOverlays, bucketOverlayExpiry, bucketRecords,
+			bucketDocExpiry, bucketDocExpiryOrder} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}

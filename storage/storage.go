@@ -94,10 +94,28 @@ type Records interface {
 	CreateUser(ctx context.Context, user User) error
 }
 
+// DocExpiry deletes documents that are of use only for a while: an applet page makes one
+// per view (bokeh-server --script), which nobody needs once the page is closed. Documents
+// without an expiry are never deleted by it.
+type DocExpiry interface {
+	// SetDocExpiry makes docid due for deletion at `at`, replacing an earlier time.
+	SetDocExpiry(ctx context.Context, docid string, at time.Time) error
+	// ExtendDocExpiry moves docid's time to `at` if it has one, and reports whether it had.
+	ExtendDocExpiry(ctx context.Context, docid string, at time.Time) (bool, error)
+	// ClaimExpiredDocs takes up to limit docids whose time is not after now off the
+	// schedule, earliest first, and returns them: of several processes sweeping one store,
+	// one gets each.
+	ClaimExpiredDocs(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// DeleteDoc deletes a document's record, its models and its expiry. Its viewers'
+	// overlays expire on their own (a backend may delete them at once).
+	DeleteDoc(ctx context.Context, docid string) error
+}
+
 // Store is a storage backend.
 type Store interface {
 	Models
 	Records
+	DocExpiry
 	// Ping checks that the backend can serve requests (e.g. redis is reachable).
 	Ping(ctx context.Context) error
 	// Close releases the backend's resources.

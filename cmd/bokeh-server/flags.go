@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bokeh-go/bokeh-server/api"
+	"github.com/bokeh-go/bokeh-server/api/applet"
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
 	"github.com/bokeh-go/bokeh-server/storage"
@@ -54,6 +55,12 @@ type options struct {
 	GCHeadroom  int
 	CheckConfig bool
 
+	// Applets (--script): a Python host runs the script's pages and callbacks.
+	Script        string
+	ScriptPython  string
+	ScriptTimeout time.Duration
+	ScriptThreads int
+
 	// Web-facing protection (api.Config has the meanings).
 	TrustedProxies []netip.Prefix
 	AllowedHosts   []string
@@ -65,7 +72,6 @@ type options struct {
 	// Accepted for compatibility with the original's command line; they change nothing.
 	BlazeConfig   string
 	DataDirectory string
-	Script        string
 	DebugJS       bool
 	SplitJS       bool
 	RobustReload  bool
@@ -130,7 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.NoStartRedis, "no-start-redis", false, "use an already running redis at --redis-host:--redis-port")
 	fs.StringVar(&o.RedisBin, "redis-server", "redis-server", "redis-server program started by --start-redis")
 	fs.DurationVar(&o.StorageWait, "storage-wait", 30*time.Second, "at start, how long to keep retrying a redis that is not reachable yet")
-	fs.DurationVar(&o.OverlayTTL, "overlay-ttl", storage.DefaultOverlayTTL, "how long a public viewer's scratch copy is kept after its last change")
+	fs.DurationVar(&o.OverlayTTL, "overlay-ttl", storage.DefaultOverlayTTL, "how long a public viewer's scratch copy, and an applet page's document, is kept after its last change")
 	fs.StringVar(&o.WSConn, "ws-conn-string", "", "websocket URL handed to browsers verbatim, e.g. wss://plots.example.org/bokeh/sub/; a path such as /bokeh/sub/ means the page's own host (a balancer routing it to workers)")
 	fs.IntVar(&o.WSPort, "ws-port", 5007, "port of the first websocket worker; further workers use the next ports")
 	fs.IntVar(&o.WSWorkers, "ws-workers", 1, "number of websocket worker processes to start")
@@ -161,7 +167,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.ShutdownFor, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests and workers to finish")
 	fs.StringVarP(&o.BlazeConfig, "blaze-config", "D", "", "accepted for compatibility; blaze is not supported")
 	fs.StringVar(&o.DataDirectory, "data-directory", "", "accepted for compatibility (0.7 remote data); ignored")
-	fs.StringVar(&o.Script, "script", "", "accepted for compatibility; Python applets cannot run in this server")
+	fs.StringVar(&o.Script, "script", "", "bokeh 0.8 applet script to serve, e.g. examples/app/sliders_applet/sliders_app.py: a Python child (the applet host) imports it and runs its pages and widget callbacks")
+	fs.StringVar(&o.ScriptPython, "script-python", applet.DefaultPython, "Python interpreter of the applet host; bokeh 0.8, numpy, pandas and flask must be importable by it")
+	fs.DurationVar(&o.ScriptTimeout, "script-timeout", applet.DefaultCallTimeout, "longest an applet page build or callback may run; a slower one answers 504 and changes nothing")
+	fs.IntVar(&o.ScriptThreads, "script-threads", applet.DefaultThreads, "applet page builds and callbacks the host runs at once")
 	fs.BoolVarP(&o.DebugJS, "debugjs", "j", false, "accepted for compatibility; the BokehJS build dir is chosen with --bokehjs-dir")
 	fs.BoolVarP(&o.SplitJS, "splitjs", "s", false, "accepted for compatibility; pages always load bokeh.js")
 	fs.BoolVar(&o.RobustReload, "robust-reload", false, "accepted for compatibility; ignored")

@@ -150,8 +150,8 @@ func run(o *options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if o.BlazeConfig != "" || o.DataDirectory != "" || o.Script != "" || o.DebugJS || o.SplitJS || o.RobustReload {
-		log.Warn("ignoring compatibility flags (-D/--blaze-config, --data-directory, --script, -j, -s, --robust-reload): not supported by this server")
+	if o.BlazeConfig != "" || o.DataDirectory != "" || o.DebugJS || o.SplitJS || o.RobustReload {
+		log.Warn("ignoring compatibility flags (-D/--blaze-config, --data-directory, -j, -s, --robust-reload): not supported by this server")
 	}
 	secret, err := secretKey(o, log)
 	if err != nil {
@@ -250,6 +250,14 @@ func run(o *options, log *slog.Logger) error {
 		// Workers started by hand on --ws-port, as in the original 0.6 topology.
 		acfg.Workers = &api.StaticWorkers{Ports: []int{o.WSPort}}
 	}
+	if o.Script != "" {
+		host, err := startAppletHost(ctx, o, log)
+		if err != nil {
+			return err
+		}
+		defer host.Close()
+		acfg.Applets, acfg.AppletTTL = host, o.OverlayTTL
+	}
 	srv, err := api.New(acfg, store, pub)
 	if err != nil {
 		return err
@@ -273,7 +281,9 @@ func run(o *options, log *slog.Logger) error {
 	if pool != nil {
 		pool.Run(workerCtx)
 	}
+	go srv.RunDocExpiry(workerCtx)
 	printBanner(os.Stdout, o, addr, prefix, acfg)
+	logAppletPages(log, acfg, "http://"+addr+prefix)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()

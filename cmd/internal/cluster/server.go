@@ -20,6 +20,7 @@ type ServerOptions struct {
 	Prefix     string
 	SecretKey  string
 	Extra      []string
+	Env        []string // added to the server's environment (e.g. PYTHONPATH for --script)
 }
 
 // Server is a running bokeh-server.
@@ -80,7 +81,7 @@ func StartServer(tb testing.TB, b Binaries, o ServerOptions) *Server {
 		args = append(args, "--url-prefix", o.Prefix)
 	}
 	args = append(args, o.Extra...)
-	s.Proc = StartProc(tb, fmt.Sprintf("bokeh-server :%d", s.Port), b.Server, args, nil)
+	s.Proc = StartProc(tb, fmt.Sprintf("bokeh-server :%d", s.Port), b.Server, args, o.Env)
 	s.WaitReady(tb)
 	return s
 }

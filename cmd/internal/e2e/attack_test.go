@@ -494,7 +494,3 @@ func accessLogLine(t *testing.T, s *cluster.Server, marker string) string {
 }
 
 var csrfField = regexp.MustCompile(`name="csrf_token" value="([0-9a-f]+)"`)
-
-func newTemp() string {
-	return "temporary-" + strings.ToUpper(strings.ReplaceAll(uuid.NewString(), "-", ""))
-}
