@@ -104,7 +104,7 @@ func tempID(c echo.Context, docid string) (string, error) {
 		return "", nil
 	}
 	if !tempIDPattern.MatchString(tmp) || tmp == docid {
-		return "", badRequest("header %s%s: %q is not a temporary id (temporary- followed by hex digits)", headerTempPrefix, docid, tmp)
+		return "", badRequest("header %s%s: %q is not a temporary id (temporary- followed by 32 to 64 hex digits)", headerTempPrefix, docid, tmp)
 	}
 	return tmp, nil
 }

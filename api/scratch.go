@@ -116,15 +116,32 @@ func viewerKey(ip string) string {
 func modelCost(m storage.Model) int64 { return int64(len(m.Attrs) + len(m.Type) + len(m.ID)) }
 
 // admit accounts a scratch write of models into copy temp of doc by viewer, or refuses it
-// with 429. undo takes the write back out when storing it failed.
+// with 429: the viewer's write rate first, then the copy's size. undo takes the write back
+// out when storing it failed.
 func (q *scratchQuotas) admit(doc, temp, viewer string, models []storage.Model, now time.Time) (undo func(), err error) {
+	if err := q.writeRate(viewer, now); err != nil {
+		return nil, err
+	}
+	return q.reserve(doc, temp, viewer, models, now)
+}
+
+// writeRate takes one of the viewer's scratch writes, or refuses it with 429. Applet writes
+// ask it before their callbacks run, and reserve the result's size afterwards.
+func (q *scratchQuotas) writeRate(viewer string, now time.Time) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.viewer(viewer, now).writes.AllowN(now, 1) {
+		return scratchRefusal(fmt.Sprintf("too many scratch-copy writes from this viewer (more than %g a second)", q.lim.WritesPerSec))
+	}
+	return nil
+}
+
+// reserve is admit without the write rate.
+func (q *scratchQuotas) reserve(doc, temp, viewer string, models []storage.Model, now time.Time) (undo func(), err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.sweep(now)
 	v := q.viewer(viewer, now)
-	if !v.writes.AllowN(now, 1) {
-		return nil, scratchRefusal(fmt.Sprintf("too many scratch-copy writes from this viewer (more than %g a second)", q.lim.WritesPerSec))
-	}
 	key := scratchKey{doc, temp}
 	cp := q.copies[key]
 	fresh := cp == nil
