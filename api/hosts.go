@@ -77,13 +77,15 @@ func (h *hostPolicy) allows(hostport string) bool {
 }
 
 // checkHost refuses requests whose Host is not one of this server's names. Probes, metrics
-// and the workers' internal lookups are exempt: they come from orchestrators and workers that
-// address the API by a service name (and carry no browser's ambient credentials).
+// and the workers' internal lookups are exempt when no browser sends them (browsers send
+// Sec-Fetch-Site on every request, orchestrators and workers never): those address the API
+// by a service name, while a rebound page must not read /metrics either.
 func (s *Server) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
 	internal := s.cfg.URLPrefix + "/bokeh/internal/"
 	return func(c echo.Context) error {
 		r := c.Request()
 		switch p := r.URL.Path; {
+		case r.Header.Get("Sec-Fetch-Site") != "":
 		case p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, internal):
 			return next(c)
 		}

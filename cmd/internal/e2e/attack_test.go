@@ -155,6 +155,12 @@ var attacks = []attack{
 		if r.Header.Get("Set-Cookie") != "" {
 			t.Errorf("rebound login set a cookie: %s", r.Header.Get("Set-Cookie"))
 		}
+		// Probes and scrapers address the API by a service name; a rebound page may not.
+		if r := e.do(t, call{url: e.single.Base + "/metrics", host: "api-service:5006"}); r.Status != http.StatusOK {
+			t.Errorf("/metrics by a service name: %d", r.Status)
+		}
+		denied(t, "/metrics from a rebound page", e.do(t, call{url: e.single.Base + "/metrics", host: evilSite,
+			header: map[string]string{"Sec-Fetch-Site": "same-origin"}}), http.StatusForbidden)
 		// Names the server does answer to.
 		for _, host := range []string{"localhost", "127.0.0.1", "[::1]", "app.localhost"} {
 			if r := e.do(t, call{url: e.single.Root + "bokeh/ping", host: host + ":" + fmt.Sprint(e.single.Port)}); r.Status != http.StatusOK {
