@@ -136,7 +136,7 @@ func (s *Server) appletRequest(c echo.Context, user *storage.User) applet.Reques
 		Method:  r.Method,
 		Path:    strings.TrimPrefix(r.URL.Path, s.cfg.URLPrefix),
 		Query:   r.URL.RawQuery,
-		BaseURL: strings.TrimSuffix(rootURL(r, s.cfg.URLPrefix), "/"),
+		BaseURL: strings.TrimSuffix(s.rootURL(r), "/"),
 		Headers: headers,
 	}
 	if user != nil {

@@ -117,7 +117,7 @@ func TestAppletURLPrefix(t *testing.T) {
 		t.Fatalf("page: %d\n%s", status, page)
 	}
 	docid, objid := m[1], m[2]
-	tmp := http.Header{"Temporary-" + docid: {"temporary-00FF"}}
+	tmp := http.Header{"Temporary-" + docid: {"temporary-00FF00FF00FF00FF00FF00FF00FF00FF"}}
 	_, info := get(t, a.root+"bokeh/objinfo/"+docid+"/"+objid, tmp)
 	var oi struct {
 		Models []struct {
@@ -146,7 +146,7 @@ func TestAppletURLPrefix(t *testing.T) {
 		t.Fatalf("PUT: %d %s", resp.StatusCode, b)
 	}
 	msgs := a.rec.Messages()
-	if len(msgs) != 1 || msgs[0].Topic != "bokehplot:temporary-00FF" || !strings.Contains(string(msgs[0].Payload), `"title": "value 21"`) {
+	if len(msgs) != 1 || msgs[0].Topic != "bokehplot:temporary-00FF00FF00FF00FF00FF00FF00FF00FF" || !strings.Contains(string(msgs[0].Payload), `"title": "value 21"`) {
 		t.Errorf("published: %+v", msgs)
 	}
 }

@@ -63,6 +63,11 @@ func (s *Server) appletWrite(c echo.Context, bulk bool) (handled bool, err error
 	if !s.applets.isAppletDoc(reachable) {
 		return false, nil
 	}
+	if a.temp != "" { // a public viewer: the callbacks run only within the write rate
+		if err := s.scratch.writeRate(a.viewer, time.Now()); err != nil {
+			return true, err
+		}
+	}
 	changes, err := s.appletChanges(c, bulk)
 	if err != nil {
 		return true, err
@@ -163,7 +168,14 @@ func (s *Server) storeAppletChanges(ctx context.Context, a *access, out []byte) 
 	models, push := appletModels(in, a.doc.DocID)
 	scope := a.scope()
 	defer s.locks.lock(lockKey(scope))()
+	undo := func() {}
+	if a.temp != "" { // a viewer's scratch copy: within its quotas (scratch.go)
+		if undo, err = s.scratch.reserve(a.doc.DocID, a.temp, a.viewer, models, time.Now()); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.store.PutModels(ctx, scope, models); err != nil {
+		undo()
 		return nil, fmt.Errorf("applet callback: store models: %w", err)
 	}
 	if len(models) == 0 {

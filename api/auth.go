@@ -2,10 +2,10 @@ package api
 
 import (
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -26,24 +26,42 @@ const (
 	defaultAPIKey   = "nokey"
 )
 
-// tempIDPattern is the shape of BokehJS 0.8's copy-on-write ids (temporary- + 32 hex digits);
-// checking it keeps a TMP value from ever naming something else (§3.8, §8 item 19).
-var tempIDPattern = regexp.MustCompile(`^temporary-[0-9A-Fa-f]{1,64}$`)
+// tempIDPattern is the shape of BokehJS 0.8's copy-on-write ids (temporary- + 32 hex
+// digits): checking it keeps a TMP value from ever naming something else (§3.8, §8 item 19),
+// and its length keeps one viewer's scratch copy (and its websocket topic) from being
+// guessed by another.
+var tempIDPattern = regexp.MustCompile(`^temporary-[0-9A-Fa-f]{32,64}$`)
 
 // currentUser returns the requesting user (§2.2), or nil when there is none.
 func (s *Server) currentUser(c echo.Context) (*storage.User, error) {
+	u, _, err := s.currentSession(c)
+	return u, err
+}
+
+// currentSession is currentUser plus the id of the session when the user came with a
+// session cookie ("" otherwise). A cookie of an ended session counts for nothing.
+func (s *Server) currentSession(c echo.Context) (*storage.User, string, error) {
 	ctx := c.Request().Context()
 	if !s.cfg.MultiUser {
 		u, err := s.defaultUser(ctx)
-		return &u, err
+		return &u, "", err
 	}
-	if name, ok := s.sessionUser(c.Request()); ok {
+	if name, sid, ok := s.sessionFromCookie(c.Request()); ok {
 		u, err := s.loadUser(ctx, name)
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, nil
+		switch {
+		case err != nil && !isNotFound(err):
+			return nil, "", err
+		case err == nil && liveSession(u, hashSessionID(sid), time.Now()):
+			return &u, sid, nil
 		}
-		return &u, err
 	}
+	u, err := s.userFromKeyHeaders(c)
+	return u, "", err
+}
+
+// userFromKeyHeaders is the BOKEHUSER + BOKEHUSER-API-KEY identity of the Python client.
+func (s *Server) userFromKeyHeaders(c echo.Context) (*storage.User, error) {
+	ctx := c.Request().Context()
 	key := c.Request().Header.Get(headerUserAPIKey)
 	name := c.Request().Header.Get(headerUser)
 	// The single-user account's public key must not open a multi-user server (§8 item 2).
@@ -51,7 +69,7 @@ func (s *Server) currentUser(c echo.Context) (*storage.User, error) {
 		return nil, nil
 	}
 	u, err := s.loadUser(ctx, name)
-	if errors.Is(err, storage.ErrNotFound) {
+	if isNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -63,8 +81,12 @@ func (s *Server) currentUser(c echo.Context) (*storage.User, error) {
 	return &u, nil
 }
 
-// requireUser is the "L" check: a current user or 401.
+// requireUser is the "L" check of API routes: a current user or 401. Such routes read or
+// change a user's private data, so pages of other sites are refused.
 func (s *Server) requireUser(c echo.Context) (*storage.User, error) {
+	if err := s.refuseForeign(c); err != nil {
+		return nil, err
+	}
 	u, err := s.currentUser(c)
 	if err != nil {
 		return nil, err
@@ -82,18 +104,19 @@ func tempID(c echo.Context, docid string) (string, error) {
 		return "", nil
 	}
 	if !tempIDPattern.MatchString(tmp) || tmp == docid {
-		return "", badRequest("header %s%s: %q is not a temporary id (temporary- followed by hex digits)", headerTempPrefix, docid, tmp)
+		return "", badRequest("header %s%s: %q is not a temporary id (temporary- followed by 32 to 64 hex digits)", headerTempPrefix, docid, tmp)
 	}
 	return tmp, nil
 }
 
 // access is what a request may do with one document.
 type access struct {
-	doc   storage.Doc
-	user  *storage.User
-	temp  string // copy-on-write id, "" for none
-	read  bool
-	write bool // write without TMP (the real document)
+	doc    storage.Doc
+	user   *storage.User
+	temp   string // copy-on-write id, "" for none
+	viewer string // with a temp: who writes the scratch copy, for its quotas
+	read   bool
+	write  bool // write without TMP (the real document)
 }
 
 // scope is where this request's writes go: the viewer's overlay when a TMP was sent.
@@ -122,6 +145,18 @@ func (s *Server) authorize(c echo.Context, docid string, useTemp bool) (*access,
 		if a.temp, err = tempID(c, docid); err != nil {
 			return nil, err
 		}
+		if a.temp != "" {
+			a.viewer = viewerKey(c.RealIP())
+		}
+	}
+	if s.foreign(c) {
+		// A page of another site gets what any anonymous embedder gets: a published
+		// document, read and scratch copies of it (drive-by protection, crosssite.go).
+		if !doc.Published {
+			return nil, s.errCrossSite(c)
+		}
+		a.read = true
+		return a, nil
 	}
 	if !s.cfg.MultiUser {
 		// 0.8.x single-user mode grants everything (§2.2, §3.6).

@@ -74,6 +74,7 @@ func BenchmarkBulkUpsert1000(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				req := httptest.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+				req.Host = "127.0.0.1" // httptest's example.com is not a name this server answers to
 				req.Header.Set("Content-Type", "application/json")
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, req)

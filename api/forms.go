@@ -4,8 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,9 +12,9 @@ import (
 )
 
 // The account forms are protected three ways: session cookies are SameSite=Lax (a
-// cross-site POST carries no session), login/register/logout refuse requests whose Origin
-// names another site (login CSRF), and the HTML forms carry a double-submit token. The
-// Python client sends no Origin header and no token, and keeps working.
+// cross-site POST carries no session), login/register/logout refuse requests from pages of
+// another site (login CSRF, see crosssite.go), and the HTML forms carry a double-submit
+// token. The Python client sends no Origin header and no token, and keeps working.
 const (
 	csrfCookie = "bokeh_csrf"
 	csrfField  = "csrf_token"
@@ -29,21 +27,6 @@ const (
 	loginEvery  = 6 * time.Second
 	loginForget = 10 * time.Minute
 )
-
-var errCrossSite = echo.NewHTTPError(http.StatusForbidden, "cross-site request refused: the Origin header names another site")
-
-// sameOrigin refuses account requests that a page of another site made the browser send.
-func sameOrigin(r *http.Request) error {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return nil // non-browser clients (the Python client) and same-origin GETs
-	}
-	u, err := url.Parse(origin)
-	if err != nil || !strings.EqualFold(u.Host, r.Host) {
-		return errCrossSite
-	}
-	return nil
-}
 
 // csrfToken returns the form token of this browser, setting its cookie when new.
 func (s *Server) csrfToken(c echo.Context) string {

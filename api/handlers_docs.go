@@ -88,8 +88,11 @@ func (s *Server) deleteDoc(c echo.Context) error {
 }
 
 // docByTitle is #15: find the user's document by title, creating it if absent, and answer
-// like #16.
+// like #16. A GET that creates, so never a drive-by (checkStateChangingGET).
 func (s *Server) docByTitle(c echo.Context) error {
+	if err := s.checkStateChangingGET(c); err != nil {
+		return err
+	}
 	u, err := s.requireUser(c)
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"io/fs"
 	"net"
 	"net/http"
@@ -19,7 +18,7 @@ func (s *Server) wsURL(c echo.Context) error {
 		if strings.HasPrefix(conn, "/") {
 			// A path: the websocket is behind the same host as the page (a balancer
 			// routing /bokeh/sub to the workers).
-			conn = wsScheme(c.Request()) + "://" + c.Request().Host + conn
+			conn = s.wsScheme(c.Request()) + "://" + c.Request().Host + conn
 		}
 		return c.String(http.StatusOK, conn)
 	}
@@ -31,12 +30,12 @@ func (s *Server) wsURL(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "no websocket worker is up right now; retry shortly")
 	}
 	host := hostOnly(c.Request().Host)
-	return c.String(http.StatusOK, wsScheme(c.Request())+"://"+net.JoinHostPort(host, strconv.Itoa(port))+s.cfg.URLPrefix+"/bokeh/sub/")
+	return c.String(http.StatusOK, s.wsScheme(c.Request())+"://"+net.JoinHostPort(host, strconv.Itoa(port))+s.cfg.URLPrefix+"/bokeh/sub/")
 }
 
 // wsScheme is wss when the page came over TLS (an https page cannot open ws://).
-func wsScheme(r *http.Request) string {
-	if secureRequest(r) {
+func (s *Server) wsScheme(r *http.Request) string {
+	if s.secureRequest(r) {
 		return "wss"
 	}
 	return "ws"
@@ -100,19 +99,26 @@ func (s *Server) staticFile(c echo.Context) error {
 	return serveDir(c, s.cfg.StaticDir, name)
 }
 
-// serveDir serves one file below dir. Paths with "..", absolute paths and directories are
-// refused (fs.ValidPath and os.DirFS), so nothing outside dir is reachable.
+// serveDir serves one file below dir through an os.Root, so nothing outside dir is
+// reachable: not by "..", an absolute path, nor a symbolic link pointing out of it.
+// Directories are not listed.
 func serveDir(c echo.Context, dir, name string) error {
+	if strings.ContainsRune(name, 0) {
+		return badRequest("file name contains a NUL byte")
+	}
 	if dir == "" || !fs.ValidPath(name) || name == "." {
 		return echo.NewHTTPError(http.StatusNotFound, "no such file")
 	}
-	fsys := os.DirFS(dir)
-	info, err := fs.Stat(fsys, name)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && info.IsDir()) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
 		return echo.NewHTTPError(http.StatusNotFound, "no such file: "+name)
 	}
-	if err != nil {
-		return err
+	defer root.Close()
+	fsys := root.FS()
+	info, err := fs.Stat(fsys, name)
+	if err != nil || info.IsDir() {
+		// Missing, a directory, or a link leading out of dir (os.Root refuses those).
+		return echo.NewHTTPError(http.StatusNotFound, "no such file: "+name)
 	}
 	c.Response().Header().Set("Cache-Control", "public, max-age=3600")
 	http.ServeFileFS(c.Response(), c.Request(), fsys, name)

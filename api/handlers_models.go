@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -173,6 +174,9 @@ func (s *Server) deleteModel(c echo.Context) error {
 	if err := s.store.DeleteModels(ctx, a.scope(), []storage.ModelKey{key}); err != nil {
 		return fmt.Errorf("delete model: %w", err)
 	}
+	if a.temp != "" {
+		s.scratch.removed(a.doc.DocID, a.temp, []storage.ModelKey{key})
+	}
 	return jsonBytes(c, found[0].Attrs)
 }
 
@@ -219,7 +223,7 @@ func (s *Server) pushWholeDocument(ctx context.Context, a *access, c echo.Contex
 // storage order. With a TMP, models not yet in the overlay start from the document's version.
 // It returns the stored models and the modelpush text (bare NaN tokens kept, for the Python
 // client; the published copy is sanitized when the input or kept attributes had any).
-func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, bareTokens bool) ([]storage.Model, []byte, error) {
+func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, bareTokens bool) (_ []storage.Model, _ []byte, err error) {
 	scope := a.scope()
 	keys := make([]storage.ModelKey, len(in))
 	for i, m := range in {
@@ -264,7 +268,18 @@ func (s *Server) writeModels(ctx context.Context, a *access, in []incoming, bare
 	for i, mm := range merged {
 		out[i] = storage.Model{Type: mm.typ, ID: mm.id, Attrs: mm.attrs}
 	}
-	if err := s.store.PutModels(ctx, scope, out); err != nil {
+	if a.temp != "" {
+		undo, refused := s.scratch.admit(a.doc.DocID, a.temp, a.viewer, out, time.Now())
+		if refused != nil {
+			return nil, nil, refused
+		}
+		defer func() { // storing failed: the copy did not grow
+			if err != nil {
+				undo()
+			}
+		}()
+	}
+	if err = s.store.PutModels(ctx, scope, out); err != nil {
 		return nil, nil, fmt.Errorf("store models: %w", err)
 	}
 	for _, mm := range merged {
@@ -332,8 +347,12 @@ func (s *Server) gc(c echo.Context) error {
 	return jsonBytes(c, []byte(`{"status": "success"}`))
 }
 
-// runGC070 is the 0.7.0 GET …/rungc, kept as an alias of gc answering text (§2.4 #10).
+// runGC070 is the 0.7.0 GET …/rungc, kept as an alias of gc answering text (§2.4 #10). A
+// GET that deletes, so never a drive-by (checkStateChangingGET).
 func (s *Server) runGC070(c echo.Context) error {
+	if err := s.checkStateChangingGET(c); err != nil {
+		return err
+	}
 	a, err := s.authorizeWrite(c, c.Param("docid"), false)
 	if err != nil {
 		return err
@@ -361,6 +380,9 @@ func (s *Server) collectGarbage(ctx context.Context, a *access) error {
 	}
 	if err := s.store.DeleteModels(ctx, a.scope(), orphans); err != nil {
 		return fmt.Errorf("gc: %w", err)
+	}
+	if a.temp != "" {
+		s.scratch.removed(a.doc.DocID, a.temp, orphans)
 	}
 	s.log.Debug("gc", "doc", a.doc.DocID, "temp", a.temp, "deleted", len(orphans))
 	return nil

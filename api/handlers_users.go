@@ -31,7 +31,7 @@ func (s *Server) register(c echo.Context) error {
 	if !s.cfg.MultiUser {
 		return errSingleUser
 	}
-	if err := sameOrigin(c.Request()); err != nil {
+	if err := s.refuseForeign(c); err != nil {
 		return err
 	}
 	name, password := c.FormValue("username"), c.FormValue("password")
@@ -60,7 +60,9 @@ func (s *Server) register(c echo.Context) error {
 		s.flash(c.Response(), c.Request(), string(refused))
 		return s.redirect(c, "/bokeh/register")
 	}
-	s.startSession(c.Response(), c.Request(), user.Username)
+	if err := s.startSession(c.Request().Context(), c.Response(), c.Request(), user.Username); err != nil {
+		return err
+	}
 	if apiMode(c) {
 		return c.JSON(http.StatusOK, map[string]any{"status": true, "userapikey": user.APIKey})
 	}
@@ -99,7 +101,7 @@ func (s *Server) login(c echo.Context) error {
 	if !s.cfg.MultiUser {
 		return errSingleUser
 	}
-	if err := sameOrigin(c.Request()); err != nil {
+	if err := s.refuseForeign(c); err != nil {
 		return err
 	}
 	if !apiMode(c) {
@@ -123,7 +125,9 @@ func (s *Server) login(c echo.Context) error {
 		s.flash(c.Response(), c.Request(), "incorrect login exists")
 		return s.redirect(c, "/bokeh/login")
 	}
-	s.startSession(c.Response(), c.Request(), user.Username)
+	if err := s.startSession(c.Request().Context(), c.Response(), c.Request(), user.Username); err != nil {
+		return err
+	}
 	if apiMode(c) {
 		return c.JSON(http.StatusOK, map[string]any{"status": true, "userapikey": user.APIKey})
 	}
@@ -149,7 +153,7 @@ func (s *Server) checkLogin(c echo.Context, name, password string) (storage.User
 	if ok && legacy {
 		if hash, err := hashPassword(password); err == nil {
 			user.PassHash = hash
-			if err := s.store.PutUser(ctx, user); err != nil {
+			if err := s.updateUser(ctx, name, func(u *storage.User) { u.PassHash = hash }); err != nil {
 				s.log.Warn("upgrading legacy password hash", "user", name, "err", err)
 			}
 		}
@@ -163,10 +167,14 @@ var dummyHash = sync.OnceValue(func() string {
 	return h
 })
 
-// loginFromAPIKey is #30: a browser session from the Python client's credentials.
+// loginFromAPIKey is #30: a browser session from the Python client's credentials. It is a
+// GET that logs in, so it must not be a drive-by (login CSRF): see checkStateChangingGET.
 func (s *Server) loginFromAPIKey(c echo.Context) error {
 	if !s.cfg.MultiUser {
 		return errSingleUser
+	}
+	if err := s.checkStateChangingGET(c); err != nil {
+		return err
 	}
 	name, key := c.QueryParam("username"), c.QueryParam("userapikey")
 	if !s.logins.allow(c.RealIP()+"\x00"+name, time.Now()) {
@@ -180,16 +188,22 @@ func (s *Server) loginFromAPIKey(c echo.Context) error {
 		s.flash(c.Response(), c.Request(), "incorrect login")
 		return s.redirect(c, "/bokeh/login")
 	}
-	s.startSession(c.Response(), c.Request(), user.Username)
+	if err := s.startSession(c.Request().Context(), c.Response(), c.Request(), user.Username); err != nil {
+		return err
+	}
 	return s.redirect(c, "/bokeh/")
 }
 
-// logout is #33.
+// logout is #33, a GET as the pages' link needs: it ends the session for good (a copy of
+// the cookie is refused afterwards), and only from this server's own pages.
 func (s *Server) logout(c echo.Context) error {
 	if !s.cfg.MultiUser {
 		return errSingleUser
 	}
-	if err := sameOrigin(c.Request()); err != nil {
+	if err := s.checkStateChangingGET(c); err != nil {
+		return err
+	}
+	if err := s.endSession(c.Request().Context(), c.Request()); err != nil {
 		return err
 	}
 	clearCookie(c.Response(), sessionCookie)

@@ -74,6 +74,7 @@ func FuzzRequestHeaders(f *testing.F) {
 			method, body = http.MethodPost, `[]`
 		}
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Host = "127.0.0.1" // not httptest's example.com, which the Host check refuses
 		for k, v := range map[string]string{"BOKEHUSER": user, "BOKEHUSER-API-KEY": userKey, "BOKEH-API-KEY": docKey,
 			"temporary-" + docid: temp, "Cookie": cookie} {
 			req.Header[http.CanonicalHeaderKey(k)] = []string{v}
@@ -109,6 +110,7 @@ func FuzzTemporaryID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, temp string) {
 		req := httptest.NewRequest(http.MethodPost, "/bokeh/bb/"+attacker+"/bulkupsert",
 			strings.NewReader(`[{"type": "PlotContext", "attributes": {"id": "injected"}}]`))
+		req.Host = "127.0.0.1"
 		req.Header["Temporary-"+attacker] = []string{temp}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)

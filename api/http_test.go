@@ -31,30 +31,60 @@ func do(t *testing.T, method, url string, header map[string]string) *http.Respon
 	return resp
 }
 
-func TestCORSPreflightEchoesHeaders(t *testing.T) {
-	a := newTestAPI(t, api.Config{})
-	c := apitest.NewPyClient(a.root)
-	c.UseDoc(t, "cors")
-	asked := "continuum-clientid, temporary-" + c.DocID
-	for _, path := range []string{"bokeh/wsurl/", "bokeh/objinfo/" + c.DocID + "/x", "bokeh/bb/" + c.DocID + "/Plot/p/", "bokeh/userinfo/"} {
-		resp := do(t, "OPTIONS", a.root+path, map[string]string{
-			"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": asked})
-		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
-			resp.Header.Get("Access-Control-Allow-Headers") != asked || resp.Header.Get("Access-Control-Max-Age") != "21600" {
-			t.Errorf("OPTIONS %s: %d %v", path, resp.StatusCode, resp.Header)
+// TestCORSGrantsOnlyAllowedOrigins: preflights echo the requested headers (BokehJS's
+// temporary-<docid> header cannot be listed in advance); a page of another site is granted
+// what is public (wsurl, a published document), an allowed origin everything.
+func TestCORSGrantsOnlyAllowedOrigins(t *testing.T) {
+	const other = "http://elsewhere.example"
+	for _, allowed := range []bool{false, true} {
+		cfg := api.Config{}
+		if allowed {
+			cfg.AllowedOrigins = []string{other}
 		}
-		if m := resp.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(m, "GET") {
-			t.Errorf("OPTIONS %s: methods %q", path, m)
+		a := newTestAPI(t, cfg)
+		c := apitest.NewPyClient(a.root)
+		c.UseDoc(t, "cors")
+		asked := "continuum-clientid, temporary-" + c.DocID
+		preflight := func(path string) *http.Response {
+			return do(t, "OPTIONS", a.root+path, map[string]string{
+				"Origin": other, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": asked})
 		}
-	}
-	resp := do(t, "GET", a.root+"bokeh/bokehinfo/"+c.DocID+"/", nil)
-	if resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		t.Errorf("bokehinfo headers: %v", resp.Header)
+		private := []string{"bokeh/objinfo/" + c.DocID + "/x", "bokeh/bb/" + c.DocID + "/Plot/p/", "bokeh/userinfo/"}
+		check := func(path, want string) {
+			t.Helper()
+			resp := preflight(path)
+			got := resp.Header.Get("Access-Control-Allow-Origin")
+			if resp.StatusCode != 200 || got != want {
+				t.Errorf("allowed=%v: OPTIONS %s: %d, allow-origin %q, want %q", allowed, path, resp.StatusCode, got, want)
+			}
+			if want != "" && (resp.Header.Get("Access-Control-Allow-Headers") != asked ||
+				resp.Header.Get("Access-Control-Max-Age") != "21600" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "GET")) {
+				t.Errorf("allowed=%v: OPTIONS %s: headers %v", allowed, path, resp.Header)
+			}
+		}
+		check("bokeh/wsurl/", map[bool]string{false: "*", true: other}[allowed])
+		for _, path := range private {
+			check(path, map[bool]string{false: "", true: other}[allowed])
+		}
+		if r := c.Publish(t); r.Status != http.StatusOK {
+			t.Fatal(r.Status)
+		}
+		for _, path := range private[:2] { // a published document is readable by any embedder
+			check(path, map[bool]string{false: "*", true: other}[allowed])
+		}
+		check(private[2], map[bool]string{false: "", true: other}[allowed])
+		resp := do(t, "GET", a.root+"bokeh/bokehinfo/"+c.DocID+"/", map[string]string{"Origin": other})
+		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") == "" ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("allowed=%v: bokehinfo of a published doc from another site: %d %v", allowed, resp.StatusCode, resp.Header)
+		}
 	}
 }
 
 func TestWSURL(t *testing.T) {
-	a := newTestAPI(t, api.Config{Workers: &api.StaticWorkers{Ports: []int{6001, 6002}}, URLPrefix: "p"})
+	local, _ := api.ParseCIDRs("127.0.0.1")
+	a := newTestAPI(t, api.Config{Workers: &api.StaticWorkers{Ports: []int{6001, 6002}}, URLPrefix: "p",
+		AllowedHosts: []string{"plots.example.org"}, TrustedProxies: local})
 	get := func(host string, hdr map[string]string) (string, *apitest.Response) {
 		req, _ := http.NewRequest("GET", a.root+"bokeh/wsurl/", nil)
 		req.Host = host
@@ -89,16 +119,29 @@ func TestWSURL(t *testing.T) {
 	if u, _ := get("[::1]:5006", nil); !strings.HasPrefix(u, "ws://[::1]:600") {
 		t.Errorf("IPv6 host: %q", u)
 	}
+	// X-Forwarded-Proto from a peer that is not a trusted proxy is not believed.
+	direct := newTestAPI(t, api.Config{AllowedHosts: []string{"plots.example.org"}})
+	req, _ := http.NewRequest("GET", direct.root+"bokeh/wsurl/", nil)
+	req.Host = "plots.example.org"
+	req.Header.Set("X-Forwarded-Proto", "https")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if b, _ := io.ReadAll(resp.Body); !strings.HasPrefix(string(b), "ws://plots.example.org:5007") {
+		resp.Body.Close()
+		t.Errorf("X-Forwarded-Proto from an untrusted peer changed the scheme: %q", b)
+	} else {
+		resp.Body.Close()
+	}
 
 	fixed := newTestAPI(t, api.Config{WSConnString: "wss://lb.example.org/bokeh/sub/"})
 	if r := apitest.Get(t, fixed.root+"bokeh/wsurl/", nil); string(r.Body) != "wss://lb.example.org/bokeh/sub/" {
 		t.Errorf("ws-conn-string not verbatim: %q", r.Body)
 	}
-	relative := newTestAPI(t, api.Config{WSConnString: "/bokeh/sub/"})
+	relative := newTestAPI(t, api.Config{WSConnString: "/bokeh/sub/", AllowedHosts: []string{"*.example.org"}})
 	if u, _ := get("plots.example.org:8080", map[string]string{"X-Forwarded-Proto": "https"}); u == "" {
 		t.Fatal("no answer")
 	}
-	req, _ := http.NewRequest("GET", relative.root+"bokeh/wsurl/", nil)
+	req, _ = http.NewRequest("GET", relative.root+"bokeh/wsurl/", nil)
 	req.Host = "plots.example.org:8080"
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -65,12 +65,13 @@ func TestCopyOnWriteOverlay(t *testing.T) {
 	if strings.Contains(string(real.Body), `"selected": [3]`) {
 		t.Errorf("an overlay write changed the real document")
 	}
-	other := browser(t, "GET", a.root+"bokeh/objinfo/"+owner.DocID+"/"+p.Figure.ID, owner.DocID, "temporary-FFFF", "")
-	if strings.Contains(string(other.Body), `"selected": [3]`) {
-		t.Errorf("another viewer sees the first viewer's overlay")
+	other := browser(t, "GET", a.root+"bokeh/objinfo/"+owner.DocID+"/"+p.Figure.ID, owner.DocID, "temporary-"+strings.Repeat("F", 32), "")
+	if other.Status != http.StatusOK || strings.Contains(string(other.Body), `"selected": [3]`) {
+		t.Errorf("another viewer sees the first viewer's overlay: %d", other.Status)
 	}
 
-	for _, bad := range []string{"not-temporary", owner.DocID, "temporary-xyz", "temporary-" + strings.Repeat("A", 65)} {
+	for _, bad := range []string{"not-temporary", owner.DocID, "temporary-xyz", "temporary-FFFF", "temporary-" + strings.Repeat("A", 31),
+		"temporary-" + strings.Repeat("A", 65)} {
 		if r := browser(t, "PUT", modelURL, owner.DocID, bad, `{"selected": [4]}`); r.Status != http.StatusBadRequest {
 			t.Errorf("temporary id %q: %d, want 400", bad, r.Status)
 		}

@@ -50,6 +50,8 @@ type pageData struct {
 	Public bool
 	Link   string
 	Next   string // where the login form returns to
+
+	UserTopicAuth string // subscribe auth of the user's docchange topic (multi-user lists)
 }
 
 func newPages(prefix, bokehJSDir string) (*pages, error) {
@@ -93,7 +95,7 @@ func (s *Server) render(c echo.Context, status int, name string, d pageData) err
 
 // indexPage is #23/#24: the user's documents, rendered by BokehJS's server_page().
 func (s *Server) indexPage(c echo.Context) error {
-	u, err := s.currentUser(c)
+	u, sid, err := s.currentSession(c)
 	if err != nil {
 		return err
 	}
@@ -102,7 +104,17 @@ func (s *Server) indexPage(c echo.Context) error {
 	}
 	return s.render(c, http.StatusOK, "bokeh", pageData{
 		Kind: "index", NavTitle: "Bokeh Documents for " + u.Username, Username: u.Username,
+		UserTopicAuth: s.userTopicAuth(u.Username, sid),
 	})
+}
+
+// userTopicAuth is what a document list page sends to subscribe to its user's docchange
+// notices: in multi-user mode a token of the page's session (see wsUserToken).
+func (s *Server) userTopicAuth(username, sid string) string {
+	if !s.cfg.MultiUser || sid == "" {
+		return ""
+	}
+	return s.wsUserToken(username, sid)
 }
 
 // rootIndex is #23 at P/. BokehJS takes its URL prefix from the page URL (everything before
@@ -118,15 +130,19 @@ func (s *Server) rootIndex(c echo.Context) error {
 
 // showPage is #25: one of the user's documents by title.
 func (s *Server) showPage(c echo.Context) error {
-	u, err := s.requireUser(c)
+	u, sid, err := s.currentSession(c)
 	if err != nil {
 		return err
+	}
+	if u == nil {
+		return errLoginNeeded
 	}
 	title := c.Param("docid")
 	for _, d := range u.Docs {
 		if d.Title == title {
 			return s.render(c, http.StatusOK, "bokeh", pageData{
 				Kind: "show", Title: title, NavTitle: "Bokeh Documents for " + u.Username, Username: u.Username,
+				UserTopicAuth: s.userTopicAuth(u.Username, sid),
 			})
 		}
 	}
@@ -145,16 +161,21 @@ func (s *Server) objectPage(c echo.Context) error {
 		return err
 	}
 	if u == nil && !doc.Published {
-		next := requestURL(c.Request(), s.cfg.URLPrefix)
+		next := s.requestURL(c.Request())
 		return c.Redirect(http.StatusFound, s.cfg.URLPrefix+"/bokeh/login?next="+url.QueryEscape(next))
 	}
 	d := pageData{
-		Kind: "object", HideNavbar: true, DocID: docid, ObjID: objid, Title: doc.Title,
+		Kind: "object", HideNavbar: true, DocID: docid, ObjID: objid,
 		Public: strings.EqualFold(c.QueryParam("public"), "true"),
 		Link:   c.Request().URL.RequestURI(),
 	}
 	if u != nil {
 		d.Username = u.Username
+	}
+	// The title only for who may read the document: a logged-in user with no right to it
+	// learns nothing from the page (its data requests are refused anyway).
+	if a, err := s.authorize(c, docid, false); err == nil && a.read {
+		d.Title = doc.Title
 	}
 	return s.render(c, http.StatusOK, "bokeh", d)
 }
@@ -176,12 +197,8 @@ func localRedirect(r *http.Request, target string) string {
 }
 
 // requestURL rebuilds the absolute URL of the request.
-func requestURL(r *http.Request, _ string) string {
-	scheme := "http"
-	if secureRequest(r) {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + r.URL.RequestURI()
+func (s *Server) requestURL(r *http.Request) string {
+	return s.scheme(r) + "://" + r.Host + r.URL.RequestURI()
 }
 
 func (s *Server) loginPage(c echo.Context) error {
@@ -209,7 +226,7 @@ func (s *Server) autoloadJS(c echo.Context) error {
 	if !elementIDPattern.MatchString(id) {
 		return badRequest("element id %q: only letters, digits, '-' and '_' are allowed", id)
 	}
-	root := rootURL(c.Request(), s.cfg.URLPrefix)
+	root := s.rootURL(c.Request())
 	js, css := "bokehjs/static/js/bokeh.min.js", "bokehjs/static/css/bokeh.min.css"
 	if os.Getenv("BOKEH_MINIFIED") == "false" {
 		js, css = "bokehjs/static/js/bokeh.js", "bokehjs/static/css/bokeh.css"
@@ -229,13 +246,9 @@ func (s *Server) autoloadJS(c echo.Context) error {
 }
 
 // rootURL is scheme://host/ + P without its leading slash, ending in '/' (§2.4 #27).
-func rootURL(r *http.Request, prefix string) string {
-	scheme := "http"
-	if secureRequest(r) {
-		scheme = "https"
-	}
-	root := scheme + "://" + r.Host + "/"
-	if p := strings.Trim(prefix, "/"); p != "" {
+func (s *Server) rootURL(r *http.Request) string {
+	root := s.scheme(r) + "://" + r.Host + "/"
+	if p := strings.Trim(s.cfg.URLPrefix, "/"); p != "" {
 		root += p + "/"
 	}
 	return root

@@ -22,7 +22,8 @@ func (s *Server) routes() *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.accessLog, middleware.Recover(), s.bodyLimit)
+	e.IPExtractor = s.proxies.clientIP
+	e.Use(s.accessLog, middleware.Recover(), s.checkHost, s.bodyLimit)
 
 	p := s.cfg.URLPrefix
 	r := router{s: s, e: e, prefix: p}
@@ -64,6 +65,7 @@ func (s *Server) routes() *echo.Echo {
 	r.both(http.MethodGet, "/bokeh/logout", s.logout, "")
 	r.add(http.MethodGet, "/bokeh/sampleerror", s.sampleError, "")
 	r.add(http.MethodGet, "/bokeh/internal/dockeys/:docid", s.internalDocKeys, "")
+	r.add(http.MethodGet, "/bokeh/internal/usertopic/:username", s.internalUserTopic, "")
 
 	// Pages (#23-#27).
 	r.add(http.MethodGet, "/", s.rootIndex, "")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,26 @@ type Config struct {
 	// AppletTTL is how long an applet page's document is kept after its last use
 	// (0: storage.DefaultOverlayTTL).
 	AppletTTL time.Duration
+
+	// TrustedProxies are the peers whose X-Forwarded-For, X-Real-IP and X-Forwarded-Proto
+	// are believed (none by default: a client could forge them).
+	TrustedProxies []netip.Prefix
+	// ListenHost is the --ip the API listens on; a name given there is an allowed Host.
+	ListenHost string
+	// AllowedHosts are further Host names this server answers to ("*.example.org" for
+	// subdomains, "*" for any); IP literals and localhost always are (see hostPolicy).
+	AllowedHosts []string
+	// AllowedOrigins are the sites (scheme://host[:port], "*" for any) whose pages may read
+	// and change what this server's own pages may; others get published documents only.
+	AllowedOrigins []string
+	// ReadTimeout bounds reading a request body: this long plus a second per MinBodyRate
+	// bytes (0: DefaultReadTimeout).
+	ReadTimeout time.Duration
+	// Scratch bounds public viewers' scratch copies (zero fields: the defaults).
+	Scratch ScratchLimits
+	// OverlayTTL is how long storage keeps a scratch copy after its last write; the quotas
+	// free its share after as long (0: storage.DefaultOverlayTTL).
+	OverlayTTL time.Duration
 }
 
 // WorkerPicker hands out the websocket port of a live worker, spreading pages across them.
@@ -88,6 +109,12 @@ type Server struct {
 	fields *fieldCache
 	docs   *docCache
 
+	proxies *proxyTrust
+	hosts   *hostPolicy
+	origins originList
+	scratch *scratchQuotas
+	handler http.Handler
+
 	metrics *metrics
 	applets *applets // nil without a --script
 }
@@ -108,6 +135,13 @@ func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.OverlayTTL <= 0 {
+		cfg.OverlayTTL = storage.DefaultOverlayTTL
+	}
+	cfg.Scratch = cfg.Scratch.withDefaults()
 	s := &Server{
 		cfg:    cfg,
 		store:  store,
@@ -118,6 +152,11 @@ func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error)
 		logins: newLoginLimiter(),
 		fields: newFieldCache(),
 		docs:   newDocCache(),
+
+		proxies: newProxyTrust(cfg.TrustedProxies),
+		hosts:   newHostPolicy(cfg.ListenHost, cfg.AllowedHosts),
+		origins: newOriginList(cfg.AllowedOrigins),
+		scratch: newScratchQuotas(cfg.Scratch, cfg.OverlayTTL),
 	}
 	s.metrics = newMetrics(s)
 	s.pages, err = newPages(prefix, cfg.BokehJSDir)
@@ -133,11 +172,12 @@ func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error)
 	if err := s.addAppletRoutes(); err != nil {
 		return nil, err
 	}
+	s.handler = s.bodyDeadlines(s.echo)
 	return s, nil
 }
 
 // Handler is the HTTP handler of the whole API.
-func (s *Server) Handler() http.Handler { return s.echo }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // NormalizePrefix turns a --url-prefix value into "" or "/a/b" (leading slash, no trailing
 // slash), as 0.6.1 did.

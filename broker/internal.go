@@ -14,6 +14,15 @@ const (
 	InternalTokenHeader = "X-Bokeh-Internal-Token"
 )
 
+// Workers ask the API at UserTopicPath + <username> whether a subscription to that user's
+// bokehuser topic is granted, passing the subscribe request's auth in SubscribeAuthHeader:
+// 204 yes, 403 no. In multi-user mode it needs the user's credentials; in single-user mode
+// every user topic is open.
+const (
+	UserTopicPath       = "bokeh/internal/usertopic/"
+	SubscribeAuthHeader = "X-Bokeh-Subscribe-Auth"
+)
+
 // DocKeys are the keys that authorize a websocket subscription to a document (§5.3).
 type DocKeys struct {
 	APIKey         string `json:"apikey"`

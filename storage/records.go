@@ -48,12 +48,22 @@ func (e *DocEntry) UnmarshalJSON(b []byte) error {
 }
 
 // User is the record of an account (§3.4), stored as JSON under model:user:<username>.
-// PassHash is a bcrypt hash, or the legacy werkzeug form sha1$<salt>$<hex>.
+// PassHash is a bcrypt hash, or the legacy werkzeug form sha1$<salt>$<hex>. Sessions lists
+// the signed-in browsers and clients (not in the original's records); a session cookie is
+// only honoured while its entry is here, so logging out ends it everywhere at once.
 type User struct {
 	Username string     `json:"username"`
 	PassHash string     `json:"passhash"`
 	APIKey   string     `json:"apikey"`
 	Docs     []DocEntry `json:"docs"`
+	Sessions []Session  `json:"sessions,omitempty"`
+}
+
+// Session is one login of a user: a hash of the session id its cookie carries (never the id
+// itself, so the records do not hold usable credentials) and when it began (Unix seconds).
+type Session struct {
+	IDHash string `json:"id"`
+	Issued int64  `json:"issued"`
 }
 
 // MarshalJSON writes empty lists as [] (never null), as the original did.

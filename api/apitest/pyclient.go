@@ -209,6 +209,46 @@ func (c *PyClient) authForm(tb testing.TB, rel, user, password string) map[strin
 	return out
 }
 
+// Browse is a browser's GET of a page: no Python headers, this client's cookies, and the
+// Sec-Fetch-Site the browser would send ("none" for an address typed or opened by a
+// program, "same-origin" for a link on this server's pages, "cross-site" from elsewhere).
+func (c *PyClient) Browse(tb testing.TB, rel, fetchSite string) *Response {
+	tb.Helper()
+	req, err := http.NewRequest("GET", c.Root+rel, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Sec-Fetch-Site", fetchSite)
+	return c.send(tb, req)
+}
+
+// PostForm is a browser's form post to rel with this client's cookies and the given headers
+// (Origin, Sec-Fetch-Site).
+func (c *PyClient) PostForm(tb testing.TB, rel string, form url.Values, header map[string]string) *Response {
+	tb.Helper()
+	req, err := http.NewRequest("POST", c.Root+rel, strings.NewReader(form.Encode()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return c.send(tb, req)
+}
+
+// Cookies returns the cookies this client holds for its server.
+func (c *PyClient) Cookies() []*http.Cookie {
+	u, _ := url.Parse(c.Root)
+	return c.HTTP.Jar.Cookies(u)
+}
+
+// SetCookies gives this client cookies (of another client, say).
+func (c *PyClient) SetCookies(cookies []*http.Cookie) {
+	u, _ := url.Parse(c.Root)
+	c.HTTP.Jar.SetCookies(u, cookies)
+}
+
 // Get is a plain GET without the Python client's headers (a browser or curl).
 func Get(tb testing.TB, u string, header map[string]string) *Response {
 	tb.Helper()

@@ -150,16 +150,25 @@ func MultiUser(t *testing.T, tg Target) {
 	t.Run("LoginFromAPIKeyAndLogout", func(t *testing.T) {
 		b := NewPyClient(tg.Root)
 		b.Username, b.UserAPIKey = "", ""
-		r := b.Do(t, "GET", "bokeh/loginfromapikey?username="+alice.Username+"&userapikey="+alice.UserAPIKey, nil, false)
+		// browser_login() opens the URL in a browser: a navigation the user started.
+		r := b.Browse(t, "bokeh/loginfromapikey?username="+alice.Username+"&userapikey="+alice.UserAPIKey, "none")
 		if r.Status != http.StatusOK { // redirect to the index page, followed
-			t.Fatalf("loginfromapikey: %d", r.Status)
+			t.Fatalf("loginfromapikey: %d %.300s", r.Status, r.Body)
 		}
 		if u := b.UserInfo(t); u.Username != alice.Username {
 			t.Fatalf("session from apikey: %+v", u)
 		}
-		b.Do(t, "GET", "bokeh/logout", nil, false)
+		stolen := b.Cookies()
+		b.Browse(t, "bokeh/logout", "same-origin") // the pages' logout link
 		if r := b.Do(t, "GET", "bokeh/userinfo/", nil, true); r.Status != http.StatusUnauthorized {
 			t.Fatalf("userinfo after logout: %d, want 401", r.Status)
+		}
+		// A copy of the cookie taken before the logout is worth nothing after it.
+		replay := NewPyClient(tg.Root)
+		replay.Username, replay.UserAPIKey = "", ""
+		replay.SetCookies(stolen)
+		if r := replay.Do(t, "GET", "bokeh/userinfo/", nil, true); r.Status != http.StatusUnauthorized {
+			t.Fatalf("session cookie replayed after logout: %d, want 401", r.Status)
 		}
 	})
 

@@ -53,6 +53,7 @@ type keyLookup struct {
 	mu       sync.Mutex
 	cache    map[string]keyEntry
 	inflight map[string]*keyCall
+	users    map[userGrantKey]userGrant // answers of user-topic checks
 }
 
 func newKeyLookup(apiURL, secretKey string, client *http.Client) *keyLookup {
@@ -60,7 +61,7 @@ func newKeyLookup(apiURL, secretKey string, client *http.Client) *keyLookup {
 		apiURL += "/"
 	}
 	return &keyLookup{base: apiURL, token: broker.InternalToken(secretKey), client: client, now: time.Now,
-		cache: make(map[string]keyEntry), inflight: make(map[string]*keyCall)}
+		cache: make(map[string]keyEntry), inflight: make(map[string]*keyCall), users: make(map[userGrantKey]userGrant)}
 }
 
 // lookup returns the keys of docid and whether the document exists.
@@ -160,4 +161,71 @@ func keyMatches(auth string, keys broker.DocKeys) bool {
 		}
 	}
 	return match == 1
+}
+
+// User topics (bokehuser:<name>) carry a user's docchange notices; the API decides who may
+// watch them (broker.UserTopicPath): in multi-user mode, the user's own pages and clients.
+// Answers are cached like doc keys: a granted subscription stays possible for keyCacheTTL
+// after the session ended, a refused one is asked again after missCacheTTL.
+type userGrantKey struct{ name, auth string }
+
+type userGrant struct {
+	ok      bool
+	expires time.Time
+}
+
+// userTopic reports whether auth grants a subscription to the bokehuser topic of name.
+func (k *keyLookup) userTopic(ctx context.Context, name, auth string) (bool, error) {
+	key := userGrantKey{name, auth}
+	k.mu.Lock()
+	if g, ok := k.users[key]; ok && k.now().Before(g.expires) {
+		k.mu.Unlock()
+		return g.ok, nil
+	}
+	k.mu.Unlock()
+	ok, err := k.fetchUserTopic(ctx, name, auth)
+	if err != nil {
+		return false, err
+	}
+	ttl := missCacheTTL
+	if ok {
+		ttl = keyCacheTTL
+	}
+	k.mu.Lock()
+	if len(k.users) >= maxCachedDocs {
+		clear(k.users)
+	}
+	k.users[key] = userGrant{ok: ok, expires: k.now().Add(ttl)}
+	k.mu.Unlock()
+	return ok, nil
+}
+
+func (k *keyLookup) fetchUserTopic(ctx context.Context, name, auth string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, keyLookupTimeout)
+	defer cancel()
+	u := k.base + broker.UserTopicPath + url.PathEscape(name)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", errNoAPI, err)
+	}
+	req.Header.Set(broker.InternalTokenHeader, k.token)
+	if auth != "" {
+		req.Header.Set(broker.SubscribeAuthHeader, auth)
+	}
+	resp, err := k.client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", errNoAPI, err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxKeysBody))
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNoContent, http.StatusOK:
+		return true, nil
+	case http.StatusForbidden:
+		return false, nil
+	case http.StatusUnauthorized:
+		return false, fmt.Errorf("%w: GET %s: %s: does --secret-key match the bokeh-server's?", errNoAPI, u, resp.Status)
+	default:
+		return false, fmt.Errorf("%w: GET %s: %s", errNoAPI, u, resp.Status)
+	}
 }

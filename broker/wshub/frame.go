@@ -64,15 +64,17 @@ func appendJSONString(dst []byte, s string) []byte {
 
 const (
 	temporaryPrefix = "temporary-"
-	// maxTemporaryHex bounds public-mode overlay ids; BokehJS 0.8.2 makes 32 hex digits.
+	// Public-mode overlay ids: BokehJS 0.8.2 makes 32 random hex digits. Fewer would let
+	// one viewer guess another's id and watch (or, at the API, write) their scratch copy.
+	minTemporaryHex = 32
 	maxTemporaryHex = 64
 )
 
 // validTemporary reports whether a bokehplot value is a public-mode overlay id:
-// "temporary-" followed by 1 to 64 hex digits.
+// "temporary-" followed by 32 to 64 hex digits.
 func validTemporary(value string) bool {
 	hex, ok := strings.CutPrefix(value, temporaryPrefix)
-	if !ok || len(hex) == 0 || len(hex) > maxTemporaryHex {
+	if !ok || len(hex) < minTemporaryHex || len(hex) > maxTemporaryHex {
 		return false
 	}
 	for i := 0; i < len(hex); i++ {

@@ -25,12 +25,13 @@ func TestParseClientFrame(t *testing.T) {
 }
 
 func TestValidTemporary(t *testing.T) {
-	for _, v := range []string{"temporary-0", "temporary-" + strings.Repeat("aF09", 16)} {
+	for _, v := range []string{"temporary-" + strings.Repeat("0A", 16), "temporary-" + strings.Repeat("aF09", 16)} {
 		if !validTemporary(v) {
 			t.Errorf("validTemporary(%q) = false", v)
 		}
 	}
-	for _, v := range []string{"temporary-", "temporary-g", "temporary-" + strings.Repeat("a", 65), "temporary", "Temporary-a", "temporary-a b"} {
+	for _, v := range []string{"temporary-", "temporary-g", "temporary-0", "temporary-" + strings.Repeat("a", 31),
+		"temporary-" + strings.Repeat("a", 65), "temporary", "Temporary-a", "temporary-a b"} {
 		if validTemporary(v) {
 			t.Errorf("validTemporary(%q) = true", v)
 		}

@@ -28,25 +28,38 @@ const (
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// fakeAPI answers the internal doc-keys endpoint like bokeh-server does.
+// fakeAPI answers the internal doc-keys and user-topic endpoints like bokeh-server does.
+// User topics are open unless users names the auth a user's topic needs (multi-user).
 type fakeAPI struct {
 	*httptest.Server
 	mu       sync.Mutex
 	docs     map[string]broker.DocKeys
+	users    map[string]string
 	requests atomic.Int64
 }
 
 func newFakeAPI(t testing.TB, docs map[string]broker.DocKeys) *fakeAPI {
-	a := &fakeAPI{docs: docs}
+	a := &fakeAPI{docs: docs, users: map[string]string{}}
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.requests.Add(1)
+		if r.Header.Get(broker.InternalTokenHeader) != broker.InternalToken(secret) {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		if name, ok := strings.CutPrefix(r.URL.Path, "/"+broker.UserTopicPath); ok {
+			a.mu.Lock()
+			want, multi := a.users[name]
+			a.mu.Unlock()
+			if multi && (want == "" || r.Header.Get(broker.SubscribeAuthHeader) != want) {
+				http.Error(w, "no credentials", http.StatusForbidden)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		docid, ok := strings.CutPrefix(r.URL.Path, "/"+broker.DocKeysPath)
 		if !ok || r.Method != http.MethodGet {
 			http.NotFound(w, r)
-			return
-		}
-		if r.Header.Get(broker.InternalTokenHeader) != broker.InternalToken(secret) {
-			http.Error(w, "bad token", http.StatusForbidden)
 			return
 		}
 		a.mu.Lock()

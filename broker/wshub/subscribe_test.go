@@ -119,7 +119,28 @@ func TestAPIUnreachable(t *testing.T) {
 	c := e.dial()
 	c.subscribe("bokehplot:doc1", "write1")
 	c.expect(refusal("bokehplot:doc1", errAPIUnreachable))
-	c.mustSubscribe("bokehuser:u", nil)
+	c.subscribe("bokehuser:u", nil)
+	c.expect(refusal("bokehuser:u", errAPIUnreachable))
+	c.mustSubscribe("debug:debug", "")
+}
+
+// TestUserTopicsNeedCredentials: in multi-user mode the API grants bokehuser:<name> only with
+// that user's credentials; the worker asks it and refuses (keeping the socket) otherwise.
+func TestUserTopicsNeedCredentials(t *testing.T) {
+	e := newEnv(t, nil, false)
+	e.api.mu.Lock()
+	e.api.users["alice"] = "alice-token"
+	e.api.mu.Unlock()
+	c := e.dial()
+	for _, auth := range []any{nil, "", "bob-token", 7} {
+		c.subscribe("bokehuser:alice", auth)
+		c.expect(refusal("bokehuser:alice", errUnauthorized))
+	}
+	c.mustSubscribe("bokehuser:alice", "alice-token")
+	c.mustSubscribe("bokehuser:bob", nil) // not a multi-user account here: open
+	if got := e.hub.Stats().AuthFailures; got != 4 {
+		t.Fatalf("auth failures %d, want 4", got)
+	}
 }
 
 func TestTooManySubscriptions(t *testing.T) {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -58,6 +60,14 @@ type options struct {
 	ScriptPython  string
 	ScriptTimeout time.Duration
 	ScriptThreads int
+
+	// Web-facing protection (api.Config has the meanings).
+	TrustedProxies []netip.Prefix
+	AllowedHosts   []string
+	AllowedOrigins []string
+	ReadTimeout    time.Duration
+	ScratchDoc     int64
+	ScratchViewer  int64
 
 	// Accepted for compatibility with the original's command line; they change nothing.
 	BlazeConfig   string
@@ -138,6 +148,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.SecretKey, "secret-key", "", "secret signing session cookies and worker requests; give every API process and worker the same one (default: $BOKEH_SECRET_KEY, else random per start)")
 	fs.StringVar(&o.SecretFile, "secret-key-file", "", "read the secret key from this file")
 	fs.Int64Var(&o.MaxBody, "max-request-bytes", api.DefaultMaxBodyBytes, "largest request body accepted; bigger ones get 413")
+	fs.DurationVar(&o.ReadTimeout, "read-timeout", api.DefaultReadTimeout, "time to receive a request body, plus a second per 64 KiB that arrived; slower bodies get 408")
+	var proxies, hosts, origins string
+	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs (or addresses) of reverse proxies whose X-Forwarded-For, X-Real-IP and X-Forwarded-Proto are believed (default none: clients could forge them)")
+	fs.StringVar(&hosts, "allowed-hosts", "", "comma-separated further host names browsers may reach this server by (*.example.org for subdomains, * for any); IP addresses, localhost and this machine's name always work")
+	fs.StringVar(&origins, "allowed-origins", "", "comma-separated sites (scheme://host[:port], * for any) whose pages may read and change documents like this server's own pages, e.g. a notebook at http://localhost:8888; pages of other sites see published documents only")
+	fs.Int64Var(&o.ScratchDoc, "scratch-doc-bytes", api.DefaultScratchDocBytes, "public viewers' scratch copies of one document may hold this many bytes in all; more gets 429")
+	fs.Int64Var(&o.ScratchViewer, "scratch-viewer-bytes", api.DefaultScratchViewerBytes, "one viewer's (client address's) scratch copies may hold this many bytes in all; more gets 429")
 	fs.StringVar(&o.BokehJSDir, "bokehjs-dir", "", "BokehJS build served at /bokehjs/static/ (default: build/bokehjs-0.8.2 next to bin/)")
 	fs.StringVar(&o.StaticDir, "static-dir", "", "jquery and bootstrap served at /static/ (default: build/static next to bin/)")
 	fs.BoolVar(&o.FilterLogs, "filter-logs", false, "leave successful static-file requests out of the log")
@@ -187,6 +204,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: must be text or json", o.LogFormat)
+	}
+	if o.TrustedProxies, err = api.ParseCIDRs(proxies); err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if o.AllowedOrigins, err = api.ParseOrigins(origins); err != nil {
+		return nil, fmt.Errorf("--allowed-origins: %w", err)
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			o.AllowedHosts = append(o.AllowedHosts, h)
+		}
+	}
+	if o.ReadTimeout <= 0 || o.ScratchDoc <= 0 || o.ScratchViewer <= 0 {
+		return nil, errors.New("--read-timeout, --scratch-doc-bytes and --scratch-viewer-bytes must be positive")
 	}
 	return o, nil
 }

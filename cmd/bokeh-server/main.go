@@ -228,6 +228,14 @@ func run(o *options, log *slog.Logger) error {
 		StaticDir:    o.StaticDir,
 		FilterLogs:   o.FilterLogs,
 		Logger:       log,
+
+		TrustedProxies: o.TrustedProxies,
+		ListenHost:     o.IP,
+		AllowedHosts:   o.AllowedHosts,
+		AllowedOrigins: o.AllowedOrigins,
+		ReadTimeout:    o.ReadTimeout,
+		Scratch:        api.ScratchLimits{DocBytes: o.ScratchDoc, ViewerBytes: o.ScratchViewer},
+		OverlayTTL:     o.OverlayTTL,
 	}
 	if acfg.BokehJSDir == "" {
 		acfg.BokehJSDir = besideBinary(filepath.Join("build", "bokehjs-0.8.2"))
@@ -378,7 +386,21 @@ mode              : %s
 websocket workers : %s
 zeromq            : %s (%s)
 bokehjs           : %s
-`, addr, prefix, backend, mode, workers, o.ZMQAddr, map[bool]string{true: "connect", false: "bind"}[o.ZMQConnect], cfg.BokehJSDir)
+trusted proxies   : %s
+allowed hosts     : IP addresses, localhost, this machine's name%s
+allowed origins   : this server's own pages%s
+`, addr, prefix, backend, mode, workers, o.ZMQAddr, map[bool]string{true: "connect", false: "bind"}[o.ZMQConnect], cfg.BokehJSDir,
+		listOr(fmt.Sprint(o.TrustedProxies), len(o.TrustedProxies) == 0, "none (X-Forwarded-* ignored)"),
+		listOr(", "+strings.Join(o.AllowedHosts, ", "), len(o.AllowedHosts) == 0, ""),
+		listOr(", "+strings.Join(o.AllowedOrigins, ", "), len(o.AllowedOrigins) == 0, " (other sites: published documents only)"))
+}
+
+// listOr is list, or instead when empty is true.
+func listOr(list string, empty bool, instead string) string {
+	if empty {
+		return instead
+	}
+	return list
 }
 
 // runForwarder is the "forwarder" subcommand: an XSUB/XPUB proxy where several API processes

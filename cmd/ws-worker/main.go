@@ -22,10 +22,12 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// Server timeouts; websockets are hijacked, so these only bound handshakes and the small
-// HTTP endpoints.
+// Server timeouts; websockets are hijacked (and set their own read deadlines), so these only
+// bound handshakes and the small HTTP endpoints: none has a body, so a request has its
+// headers and any body it sends anyway within readTimeout.
 const (
 	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 15 * time.Second
 	idleTimeout       = 2 * time.Minute
 	// shutdownSlack is added to the drain window for connections to finish their close
 	// handshakes before they are cut.
@@ -80,7 +82,7 @@ func serve(ctx context.Context, o options, getenv func(string) string, log *slog
 		return fmt.Errorf("listen %s: %w (is another ws-worker running? use --ws-port)", addr, err)
 	}
 	srv := &http.Server{Handler: hub.Handler(o.urlPrefix), ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		ReadTimeout: readTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("ws-worker listening", "websocket", "ws://"+ln.Addr().String()+o.urlPrefix+"/bokeh/sub/",

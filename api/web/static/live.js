@@ -195,15 +195,31 @@
   }
 
   // BokehJS's document list (server_page) listens to bokehuser:defaultuser whoever is logged
-  // in (PROTOCOL.md §7.3 A). In multi-user mode the page names its user: subscribe to that
-  // user's docchange notices too and hand them to BokehJS's listener, so the list stays live.
+  // in (PROTOCOL.md §7.3 A). In multi-user mode the page names its user and a token of its
+  // session, which user topics need there: subscribe to that user's docchange notices with it
+  // and hand them to BokehJS's listener, so the list stays live. BokehJS's own subscription
+  // (no credentials, another user's topic) is not sent.
   function followUser(w) {
     var badge = document.getElementById("bokeh-connection");
     var user = badge && badge.getAttribute("data-user");
-    if (!user || user === "defaultuser") {
+    if (!user) {
       return;
     }
-    w.subscribe("bokehuser:" + user, null);
+    var auth = badge.getAttribute("data-user-auth") || null;
+    var subscribe = w.subscribe;
+    w.subscribe = function (topic, topicAuth) {
+      if (topic === "bokehuser:defaultuser" && topicAuth === null) {
+        if (user !== "defaultuser") {
+          return $.Deferred().resolve().promise();
+        }
+        topicAuth = auth;
+      }
+      return subscribe.call(this, topic, topicAuth);
+    };
+    if (user === "defaultuser") {
+      return;
+    }
+    w.subscribe("bokehuser:" + user, auth);
     w.on("msg:bokehuser:" + user, function (msg) {
       w.trigger("msg:bokehuser:defaultuser", msg);
     });

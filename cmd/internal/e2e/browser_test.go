@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,6 +57,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("LiveUpdate", bt.liveUpdate)
 	t.Run("MultiUserPublished", bt.multiUserPublished)
 	t.Run("AutoloadOtherOrigin", bt.autoloadOtherOrigin)
+	t.Run("CrossOriginRefusedThenAllowed", bt.crossOriginRefusedThenAllowed)
 	t.Run("FormsAndIndex", bt.formsAndIndex)
 	t.Run("WorkerKilled", bt.workerKilled)
 	t.Run("APIRestart", bt.apiRestart)
@@ -264,16 +266,19 @@ func (bt *browserTest) multiUserPublished(t *testing.T) {
 	noProblems(q)
 }
 
-// 4. The autoload_server tag on a page of another origin, non-public and public.
-func (bt *browserTest) autoloadOtherOrigin(t *testing.T) {
-	s := cluster.StartServer(t, bt.bin, cluster.ServerOptions{})
-	pc := apitest.NewPyClient(s.Root)
-	plot := storePlot(t, pc, "browser-autoload")
+// embeddingSite is a web site of another origin (another port) serving pages set later.
+type embeddingSite struct {
+	*httptest.Server
+	mu    sync.Mutex
+	pages map[string]string
+}
 
-	// The embedding site: one page per tag variant, on another port (another origin).
-	pages := map[string]string{}
-	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		html, ok := pages[r.URL.Path]
+func newEmbeddingSite(t *testing.T) *embeddingSite {
+	e := &embeddingSite{pages: map[string]string{}}
+	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		html, ok := e.pages[r.URL.Path]
+		e.mu.Unlock()
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -281,9 +286,29 @@ func (bt *browserTest) autoloadOtherOrigin(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte(html))
 	}))
-	t.Cleanup(site.Close)
+	t.Cleanup(e.Close)
+	return e
+}
+
+func (e *embeddingSite) set(path, html string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pages[path] = html
+}
+
+// 4. The autoload_server tag on a page of another origin, non-public and public, where the
+// operator allowed that origin (--allowed-origins), as for a notebook.
+func (bt *browserTest) autoloadOtherOrigin(t *testing.T) {
+	site := newEmbeddingSite(t)
+	s := cluster.StartServer(t, bt.bin, cluster.ServerOptions{Extra: []string{"--allowed-origins", site.URL}})
+	pc := apitest.NewPyClient(s.Root)
+	plot := storePlot(t, pc, "browser-autoload")
+	pages := map[string]string{}
 	pages["/apikey.html"] = embedPage("apikey", autoloadTag(s.Root, pc.DocID, plot.Figure.ID, `data-bokeh-docapikey="`+pc.APIKey+`"`))
 	pages["/public.html"] = embedPage("public", autoloadTag(s.Root, pc.DocID, plot.Figure.ID, `data-bokeh-public="true"`))
+	for path, html := range pages {
+		site.set(path, html)
+	}
 
 	type variant struct {
 		name  string
@@ -495,20 +520,18 @@ func (bt *browserTest) apiRestart(t *testing.T) {
 // BokehJS pages of other servers do): the worker's debug:debug:reload makes BokehJS
 // reload the whole page, which then shows the update.
 func (bt *browserTest) apiRestartWithoutLiveJS(t *testing.T) {
-	s, _ := handStartedAPI(t, nil, nil)
+	// The embedding page is of another origin, which the operator allowed (the document is
+	// not published).
+	site := newEmbeddingSite(t)
+	s, _ := handStartedAPI(t, []string{"--allowed-origins", site.URL}, nil)
 	pc := apitest.NewPyClient(s.Root)
 	plot := storePlot(t, pc, "browser-no-livejs")
 	id := uuid.NewString()
-	page := embedPage("bokehjs only", fmt.Sprintf(`<script src="%sbokehjs/static/js/bokeh.js"></script>
+	site.set("/", embedPage("bokehjs only", fmt.Sprintf(`<script src="%sbokehjs/static/js/bokeh.js"></script>
 <link rel="stylesheet" href="%sbokehjs/static/css/bokeh.css">
 <script id="%s" type="text/plain" data-bokeh-data="server" data-bokeh-modelid="%s" data-bokeh-root-url="%s"
   data-bokeh-docid="%s" data-bokeh-docapikey="%s" data-bokeh-loglevel="info"></script>
-<script>Bokeh.embed.inject_plot(%q);</script>`, s.Root, s.Root, id, plot.Figure.ID, s.Root, pc.DocID, pc.APIKey, id))
-	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(page))
-	}))
-	t.Cleanup(site.Close)
+<script>Bokeh.embed.inject_plot(%q);</script>`, s.Root, s.Root, id, plot.Figure.ID, s.Root, pc.DocID, pc.APIKey, id)))
 	p := bt.b.NewPage(t, "no-livejs")
 	p.Navigate(site.URL + "/")
 	before := waitDrawn(t, p, "before the restart")

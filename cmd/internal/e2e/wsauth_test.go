@@ -10,7 +10,7 @@ import (
 )
 
 // TestWebsocketAuthMatrix checks the subscribe rule of §5.3 (0.8.2 key check, temporary ids
-// by shape, other kinds open) for every kind of caller, on unpublished and published
+// by shape, user topics with that user's credentials, other kinds open) for every kind of caller, on unpublished and published
 // documents, against a real worker: each allow and each deny, and a refused subscribe never
 // closes the socket.
 func TestWebsocketAuthMatrix(t *testing.T) {
@@ -58,7 +58,9 @@ func TestWebsocketAuthMatrix(t *testing.T) {
 			{"unknown doc", "bokehplot:no-such-doc", str(rw), false},
 			{"temporary id", "bokehplot:temporary-0123456789ABCDEF0123456789ABCDEF", nil, true},
 			{"malformed temporary id", "bokehplot:temporary-zz", nil, false},
-			{"user topic", "bokehuser:wsowner", nil, true},
+			{"user topic without credentials", "bokehuser:wsowner", nil, false},
+			{"user topic with another's key", "bokehuser:wsowner", str(rw), false},
+			{"user topic with the user's key", "bokehuser:wsowner", str(owner.UserAPIKey), true},
 			{"debug topic", "debug:debug", str(""), true},
 		} {
 			cells++

@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// Session cookies hold the username, signed with the shared secret key so that several API
-// processes accept each other's sessions (the original signed with a per-process random key).
+// Cookies are signed with the shared secret key, so that several API processes accept each
+// other's sessions (the original signed with a per-process random key). What a session
+// cookie holds and how sessions end is in sessions.go.
 const (
 	sessionCookie = "session"
 	flashCookie   = "bokeh_flash"
@@ -55,22 +56,6 @@ func (s *Server) verify(name, cookie string, maxAge time.Duration, now time.Time
 	return string(raw), true
 }
 
-// sessionUser returns the username of a valid session cookie.
-func (s *Server) sessionUser(r *http.Request) (string, bool) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return "", false
-	}
-	name, ok := s.verify(sessionCookie, c.Value, sessionMaxAge, time.Now())
-	return name, ok && name != ""
-}
-
-// secureRequest reports whether the browser reached us over TLS (directly or via a proxy
-// that says so), so cookies get the Secure flag.
-func secureRequest(r *http.Request) bool {
-	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
-}
-
 func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
@@ -78,18 +63,13 @@ func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, name, value s
 		Path:     "/",
 		MaxAge:   int(maxAge.Seconds()),
 		HttpOnly: true,
-		Secure:   secureRequest(r),
+		Secure:   s.secureRequest(r),
 		SameSite: http.SameSiteLaxMode,
 	})
 }
 
 func clearCookie(w http.ResponseWriter, name string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
-}
-
-// login starts a session for username.
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, username string) {
-	s.setCookie(w, r, sessionCookie, username, sessionMaxAge)
 }
 
 // flash stores a one-time message for the next page (Flask's flash()).
