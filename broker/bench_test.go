@@ -93,6 +93,7 @@ func payload61KB() []byte {
 	return []byte(b.String())
 }
 
+// cpuTime is the process's CPU time so far, all threads.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -100,13 +101,27 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkPipeline61KB publishes 61 KB updates through a ZMQPublisher to a Subscriber in
-// the same process (the API's and the worker's ZeroMQ work); cpu-ns/op is the process's
-// CPU time (all threads) per update.
+// the same process (the API's and the worker's ZeroMQ work), in plaintext and with CURVE;
+// cpu-ns/op is the process's CPU time (all threads) per update.
 func BenchmarkPipeline61KB(b *testing.B) {
+	serverPub, serverSecret, _ := NewKeypair()
+	clientPub, clientSecret, _ := NewKeypair()
+	for _, curve := range []bool{false, true} {
+		name, pubOpts, subOpts := "plain", []Option(nil), []Option(nil)
+		if curve {
+			name = "curve"
+			pubOpts = []Option{WithCurve(Curve{Secret: serverSecret, Allow: []string{clientPub}})}
+			subOpts = []Option{WithCurve(Curve{Secret: clientSecret, ServerKey: serverPub})}
+		}
+		b.Run(name, func(b *testing.B) { benchPipeline(b, pubOpts, subOpts) })
+	}
+}
+
+func benchPipeline(b *testing.B, pubOpts, subOpts []Option) {
 	const window = 50
 	payload := payload61KB()
-	pub := newBoundPublisher(b)
-	c := newCollector(b, pub.Endpoint(), "bokehplot:bench")
+	pub := newBoundPublisher(b, pubOpts...)
+	c := newCollectorWith(b, pub.Endpoint(), subOpts, "bokehplot:bench")
 	c.awaitRoute(b, pub, "pub")
 	m := Message{Topic: "bokehplot:bench", Payload: payload}
 	b.SetBytes(int64(len(payload)))

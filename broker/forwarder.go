@@ -25,6 +25,7 @@ import (
 // included, so that the publishers see and answer every acknowledgement request.
 type Forwarder struct {
 	in, out      *zmq.Socket
+	releaseCurve []func()    // forget the CURVE allow-lists (curve.go)
 	ctlRx, ctlTx *zmq.Socket // steers zmq_proxy: Run's cancel sends TERMINATE
 	inEP, outEP  string
 	log          *slog.Logger
@@ -46,6 +47,9 @@ func (f *Forwarder) open(in, out string, o options) error {
 	if f.in, err = newSocket(zmq.XSUB, o); err != nil {
 		return err
 	}
+	if err = f.curve(f.in, Curve{Secret: o.curve.Secret, Allow: o.curveIn}); err != nil {
+		return err
+	}
 	if err = attach(f.in, in, Bind, "is another forwarder running? choose another input address"); err != nil {
 		return err
 	}
@@ -58,6 +62,9 @@ func (f *Forwarder) open(in, out string, o options) error {
 	}
 	if err = f.out.SetXpubVerbose(1); err != nil {
 		return fmt.Errorf("zmq socket XPUB options: %w", err)
+	}
+	if err = f.curve(f.out, o.curve); err != nil {
+		return err
 	}
 	if err = attach(f.out, out, Bind, "is another forwarder running? choose another output address"); err != nil {
 		return err
@@ -79,12 +86,22 @@ func (f *Forwarder) open(in, out string, o options) error {
 	return nil
 }
 
+// curve makes sock a CURVE server accepting c.Allow, when c has a secret key.
+func (f *Forwarder) curve(sock *zmq.Socket, c Curve) error {
+	release, err := applyCurve(sock, c, true)
+	f.releaseCurve = append(f.releaseCurve, release)
+	return err
+}
+
 func (f *Forwarder) close() {
 	for _, sock := range []*zmq.Socket{f.in, f.out, f.ctlRx, f.ctlTx} {
 		if sock != nil {
 			sock.SetLinger(0)
 			sock.Close()
 		}
+	}
+	for _, release := range f.releaseCurve {
+		release()
 	}
 }
 

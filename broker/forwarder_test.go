@@ -15,6 +15,13 @@ func startForwarder(t *testing.T) *Forwarder {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runForwarder(t, f)
+	return f
+}
+
+// runForwarder runs f until the test ends.
+func runForwarder(t *testing.T, f *Forwarder) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
@@ -24,7 +31,6 @@ func startForwarder(t *testing.T) *Forwarder {
 			t.Errorf("forwarder: %v", err)
 		}
 	})
-	return f
 }
 
 func TestForwarderFansInAndOut(t *testing.T) {

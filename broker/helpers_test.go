@@ -33,6 +33,12 @@ var collectorSeq atomic.Uint64
 
 func newCollector(t testing.TB, addr string, topics ...string) *collector {
 	t.Helper()
+	return newCollectorWith(t, addr, nil, topics...)
+}
+
+// newCollectorWith is newCollector with options for its Subscriber.
+func newCollectorWith(t testing.TB, addr string, opts []Option, topics ...string) *collector {
+	t.Helper()
 	c := &collector{msgs: make(chan Message, 200000), probes: make(chan Message, 1024),
 		losses: make(chan Loss, 1024), syncName: fmt.Sprintf("sync:%d.", collectorSeq.Add(1))}
 	sub, err := NewSubscriber(addr, func(m Message) {
@@ -45,13 +51,13 @@ func newCollector(t testing.TB, addr string, topics ...string) *collector {
 		default:
 			t.Errorf("collector buffer full, dropped %s", m.Topic)
 		}
-	}, WithLogger(quietLogger()), WithLossHandler(func(l Loss) {
+	}, append([]Option{WithLogger(quietLogger()), WithLossHandler(func(l Loss) {
 		select {
 		case c.losses <- l:
 		default:
 			t.Errorf("collector loss buffer full, dropped %+v", l)
 		}
-	}))
+	})}, opts...)...)
 	if err != nil {
 		t.Fatalf("NewSubscriber(%s): %v", addr, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bokeh-go/bokeh-server/broker/internal/ratelog"
 	zmq "github.com/pebbe/zmq4"
 )
 
@@ -15,13 +16,20 @@ type connMonitor struct {
 	sock  *zmq.Socket
 	watch *sockWatcher
 
-	connections int  // CONNECTED events so far
-	down        bool // a DISCONNECTED event came since the last CONNECTED
+	connections int  // HANDSHAKE_SUCCEEDED events so far
+	down        bool // a DISCONNECTED event came since the last handshake
+	refused     ratelog.Limiter
 }
+
+// monitorEvents are the events watched. A connection counts once its ZMTP handshake
+// (CURVE's included) succeeded: a refused handshake is logged, not taken for a
+// reconnection.
+const monitorEvents = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED |
+	zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 func newConnMonitor(sub *zmq.Socket) (*connMonitor, error) {
 	addr := inprocName("sub-monitor")
-	if err := sub.Monitor(addr, zmq.EVENT_CONNECTED|zmq.EVENT_DISCONNECTED); err != nil {
+	if err := sub.Monitor(addr, monitorEvents); err != nil {
 		return nil, fmt.Errorf("zmq socket monitor: %w", err)
 	}
 	m := &connMonitor{sub: sub}
@@ -67,14 +75,21 @@ func (s *Subscriber) monitorEvents() {
 		}
 		switch ev {
 		case zmq.EVENT_DISCONNECTED:
+			if !m.down {
+				s.log.Warn("zmq subscriber lost its connection; reconnecting", "addr", s.addr, "peer", peer)
+			}
 			m.down = true
-			s.log.Warn("zmq subscriber lost its connection; reconnecting", "addr", s.addr, "peer", peer)
-		case zmq.EVENT_CONNECTED:
+		case zmq.EVENT_HANDSHAKE_SUCCEEDED:
 			m.connections++
 			if m.connections > 1 || m.down {
 				s.reconnected(peer)
 			}
 			m.down = false
+		default: // a failed handshake
+			if ok, suppressed := m.refused.Allow(time.Minute); ok {
+				s.log.Error("zmq: the publisher refused this subscriber's handshake; with CURVE, check that its public key is in the publisher's allow-list (--zmq-curve-allow) and that --zmq-curve-server-key is the publisher's",
+					"addr", s.addr, "peer", peer, "event", ev.String(), "suppressed", suppressed)
+			}
 		}
 	}
 }

@@ -124,6 +124,9 @@ func (s *Subscriber) open(o options) error {
 	if s.sock, err = newSocket(zmq.SUB, o); err != nil {
 		return err
 	}
+	if _, err = applyCurve(s.sock, o.curve, false); err != nil {
+		return err
+	}
 	// Publishers say hello to every subscriber of HelloTopic (wire.go).
 	if err = s.sock.SetSubscribe(HelloTopic); err != nil {
 		return fmt.Errorf("zmq subscribe hello: %w", err)

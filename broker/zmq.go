@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -73,6 +75,8 @@ type options struct {
 	batch       func([]Message) bool
 	loss        func(Loss)
 	origin      string
+	curve       Curve
+	curveIn     []string
 	queueSize   int
 	hwm         int
 	linger      time.Duration
@@ -103,6 +107,15 @@ func WithOrigin(name string) Option { return func(o *options) { o.origin = name 
 // called from the subscriber's goroutine, after the messages received before the loss were
 // delivered and before those after it, and must not block or call the Subscriber.
 func WithLossHandler(f func(Loss)) Option { return func(o *options) { o.loss = f } }
+
+// WithCurve makes the socket use CURVE (curve.go): a binding publisher or a forwarder's
+// output is a server accepting c.Allow, a subscriber or a connecting publisher a client of
+// c.ServerKey.
+func WithCurve(c Curve) Option { return func(o *options) { o.curve = c } }
+
+// WithCurvePublishers sets the public keys of the publishers a forwarder's input accepts
+// (with WithCurve, which gives the forwarder's secret key and its output's allow-list).
+func WithCurvePublishers(keys []string) Option { return func(o *options) { o.curveIn = keys } }
 
 // WithQueueSize sets the publisher's in-process queue length (messages).
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = max(n, 1) } }
@@ -184,6 +197,30 @@ func boundEndpoint(sock *zmq.Socket, addr string) string {
 		return ep
 	}
 	return addr
+}
+
+// LocalEndpoint reports whether a ZeroMQ endpoint can be reached from this machine only:
+// ipc:// and inproc://, or tcp:// on a loopback address or localhost.
+func LocalEndpoint(addr string) bool {
+	scheme, rest, ok := strings.Cut(addr, "://")
+	switch {
+	case !ok:
+		return false
+	case scheme == "ipc" || scheme == "inproc":
+		return true
+	case scheme != "tcp":
+		return false
+	}
+	// A connecting socket may name its source first: tcp://source;host:port.
+	if i := strings.LastIndexByte(rest, ';'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	host, _, err := net.SplitHostPort(rest)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // isAgain reports a non-blocking operation that would have blocked.

@@ -43,7 +43,8 @@ type ZMQPublisher struct {
 	quit   chan struct{}
 	done   chan struct{}
 
-	watch *sockWatcher
+	watch        *sockWatcher
+	releaseCurve func() // forgets the CURVE allow-list (curve.go)
 
 	subscribed bool          // a subscription has arrived
 	connected  chan struct{} // closed on the first subscription
@@ -131,6 +132,9 @@ func (p *ZMQPublisher) open(addr string, mode Mode, o options) error {
 	if err = p.sock.SetXpubVerbose(1); err != nil {
 		return fmt.Errorf("zmq socket XPUB options: %w", err)
 	}
+	if p.releaseCurve, err = applyCurve(p.sock, o.curve, mode == Bind); err != nil {
+		return err
+	}
 	if err = attach(p.sock, addr, mode, "is another bokeh-server running? use --zmqaddr"); err != nil {
 		return err
 	}
@@ -148,6 +152,9 @@ func (p *ZMQPublisher) closeSockets() {
 	}
 	if p.sock != nil {
 		p.sock.Close()
+	}
+	if p.releaseCurve != nil {
+		p.releaseCurve()
 	}
 }
 

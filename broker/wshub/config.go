@@ -63,6 +63,8 @@ type Config struct {
 	// HWM is the ZeroMQ receive high-water mark in messages (0: broker.DefaultHWM); beyond
 	// it the publisher drops messages for this worker, which then resyncs.
 	HWM int
+	// Curve, when enabled, makes the ZeroMQ socket a CURVE client (broker.Curve).
+	Curve broker.Curve
 
 	// HTTPClient performs doc-key lookups; nil means a client with keyLookupTimeout.
 	HTTPClient *http.Client

@@ -64,7 +64,7 @@ func New(cfg Config) (*Hub, error) {
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.sub, err = broker.NewSubscriber(cfg.ZMQAddr, nil, broker.WithLogger(cfg.Logger),
 		broker.WithBatchDelivery(h.dispatchBatch), broker.WithLossHandler(h.resync),
-		broker.WithHWM(cfg.HWM))
+		broker.WithHWM(cfg.HWM), broker.WithCurve(cfg.Curve))
 	if err != nil {
 		h.cancel()
 		return nil, fmt.Errorf("wshub: %w", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/bokeh-go/bokeh-server/api"
 	"github.com/bokeh-go/bokeh-server/api/applet"
 	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/curvekeys"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
 	"github.com/bokeh-go/bokeh-server/storage"
 	"github.com/spf13/pflag"
@@ -41,6 +42,8 @@ type options struct {
 	ZMQAddr     string
 	ZMQConnect  bool
 	ZMQHWM      int
+	Curve       curvekeys.Flags
+	CurveLocal  bool
 	SecretKey   string
 	SecretFile  string
 	MaxBody     int64
@@ -144,6 +147,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.WorkerBin, "ws-worker-bin", "", "ws-worker program to start (default: next to this program, then $PATH)")
 	fs.StringVar(&o.ZMQAddr, "zmqaddr", "tcp://127.0.0.1:5555", "ZeroMQ address where changes are published (bound, or connected with --zmq-connect)")
 	fs.BoolVar(&o.ZMQConnect, "zmq-connect", false, "connect --zmqaddr to a forwarder's input instead of binding it (several API processes)")
+	o.Curve.AddKey(fs)
+	o.Curve.AddAllow(fs, "ws-workers started elsewhere (those started here get keys of their own)")
+	o.Curve.AddClient(fs, "forwarder (with --zmq-connect)")
+	fs.BoolVar(&o.CurveLocal, "zmq-curve-local", false, "on a loopback --zmqaddr, use CURVE with keys made at start for this server and the workers it starts (nothing to configure; costs CPU per update, see README)")
 	fs.IntVar(&o.ZMQHWM, "zmq-hwm", broker.DefaultHWM, "ZeroMQ high-water mark: messages queued per worker (or forwarder) before further ones are dropped for it; workers notice a drop and make their pages reload")
 	fs.StringVar(&o.SecretKey, "secret-key", "", "secret signing session cookies and worker requests; give every API process and worker the same one (default: $BOKEH_SECRET_KEY, else random per start)")
 	fs.StringVar(&o.SecretFile, "secret-key-file", "", "read the secret key from this file")

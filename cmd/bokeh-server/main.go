@@ -24,6 +24,7 @@ import (
 	"github.com/bokeh-go/bokeh-server/api"
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/cpuprofile"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/curvekeys"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
 	"github.com/bokeh-go/bokeh-server/storage"
 	"github.com/redis/go-redis/v9"
@@ -35,6 +36,8 @@ func main() {
 		switch os.Args[1] {
 		case "forwarder":
 			os.Exit(runForwarder(os.Args[2:]))
+		case "keygen":
+			os.Exit(runKeygen(os.Args[2:], os.Stdout, os.Stderr))
 		case "probe":
 			os.Exit(runProbe(os.Args[2:]))
 		}
@@ -49,6 +52,9 @@ func main() {
 	}
 	if o.CheckConfig {
 		prefix, err := api.NormalizePrefix(o.URLPrefix)
+		if err == nil {
+			_, _, err = publisherCurve(o, os.Getenv)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bokeh-server:", err)
 			os.Exit(2)
@@ -87,6 +93,7 @@ func newLogger(w io.Writer, format string, debug bool) *slog.Logger {
 func secretKey(o *options, log *slog.Logger) (string, error) {
 	switch {
 	case o.SecretKey != "":
+		log.Warn("--secret-key on the command line can be read by any local user (/proc/<pid>/cmdline, ps): use --secret-key-file or $BOKEH_SECRET_KEY")
 		return o.SecretKey, nil
 	case o.SecretFile != "":
 		b, err := os.ReadFile(o.SecretFile)
@@ -191,8 +198,12 @@ func run(o *options, log *slog.Logger) error {
 	if o.ZMQConnect {
 		mode = broker.Connect
 	}
+	curve, curveEnv, err := publisherCurve(o, os.Getenv)
+	if err != nil {
+		return err
+	}
 	pub, err := broker.NewZMQPublisher(o.ZMQAddr, mode, broker.WithHWM(o.ZMQHWM),
-		broker.WithOrigin(publisherOrigin(o)), broker.WithLogger(log))
+		broker.WithOrigin(publisherOrigin(o)), broker.WithCurve(curve), broker.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -214,7 +225,7 @@ func run(o *options, log *slog.Logger) error {
 			}
 			return a
 		}
-		env := []string{"BOKEH_SECRET_KEY=" + secret, "BOKEH_WORKER_PARENT_PID=" + strconv.Itoa(os.Getpid())}
+		env := append([]string{"BOKEH_SECRET_KEY=" + secret, "BOKEH_WORKER_PARENT_PID=" + strconv.Itoa(os.Getpid())}, curveEnv...)
 		pool = newWorkerPool(bin, o.IP, o.WSPort, o.WSWorkers, args, env, log)
 	}
 
@@ -359,6 +370,19 @@ func openStorage(ctx context.Context, cfg storage.Config, wait time.Duration, lo
 	}
 }
 
+// zmqSecurity says how ZeroMQ is protected, for the banner.
+func zmqSecurity(o *options) string {
+	switch {
+	case o.Curve.KeyFile != "" || os.Getenv(curvekeys.EnvSecret) != "":
+		return "CURVE"
+	case o.CurveLocal:
+		return "CURVE, keys made at start"
+	case o.Curve.Insecure:
+		return "plaintext (--zmq-insecure)"
+	}
+	return "plaintext, loopback only"
+}
+
 func printBanner(w io.Writer, o *options, addr, prefix string, cfg api.Config) {
 	mode := "single-user"
 	if o.MultiUser {
@@ -384,12 +408,13 @@ listening on      : http://%s%s/
 backend           : %s
 mode              : %s
 websocket workers : %s
-zeromq            : %s (%s)
+zeromq            : %s (%s, %s)
 bokehjs           : %s
 trusted proxies   : %s
 allowed hosts     : IP addresses, localhost, this machine's name%s
 allowed origins   : this server's own pages%s
-`, addr, prefix, backend, mode, workers, o.ZMQAddr, map[bool]string{true: "connect", false: "bind"}[o.ZMQConnect], cfg.BokehJSDir,
+`, addr, prefix, backend, mode, workers, o.ZMQAddr, map[bool]string{true: "connect", false: "bind"}[o.ZMQConnect],
+		zmqSecurity(o), cfg.BokehJSDir,
 		listOr(fmt.Sprint(o.TrustedProxies), len(o.TrustedProxies) == 0, "none (X-Forwarded-* ignored)"),
 		listOr(", "+strings.Join(o.AllowedHosts, ", "), len(o.AllowedHosts) == 0, ""),
 		listOr(", "+strings.Join(o.AllowedOrigins, ", "), len(o.AllowedOrigins) == 0, " (other sites: published documents only)"))
@@ -401,42 +426,6 @@ func listOr(list string, empty bool, instead string) string {
 		return instead
 	}
 	return list
-}
-
-// runForwarder is the "forwarder" subcommand: an XSUB/XPUB proxy where several API processes
-// publish and several workers subscribe.
-func runForwarder(args []string) int {
-	fs := pflag.NewFlagSet("bokeh-server forwarder", pflag.ContinueOnError)
-	in := fs.String("in", "tcp://127.0.0.1:5556", "address API processes publish to (bokeh-server --zmqaddr A --zmq-connect)")
-	out := fs.String("out", "tcp://127.0.0.1:5555", "address workers subscribe at (ws-worker --zmqaddr B)")
-	format := fs.String("log-format", "text", "log format: text or json")
-	debug := fs.BoolP("debug", "d", false, "debug logging")
-	check := fs.Bool("check-config", false, "check the flags, print the addresses and exit")
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "bokeh-server forwarder: relay changes from N API processes to M websocket workers.\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, "bokeh-server forwarder:", err)
-		return 2
-	}
-	if *check {
-		fmt.Printf("bokeh-server forwarder: configuration OK: in %s, out %s\n", *in, *out)
-		return 0
-	}
-	log := newLogger(os.Stderr, *format, *debug)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log.Info("forwarder running", "in", *in, "out", *out)
-	if err := broker.RunForwarder(ctx, *in, *out); err != nil {
-		log.Error("forwarder stopped", "err", err)
-		return 1
-	}
-	log.Info("forwarder stopped")
-	return 0
 }
 
 // runProbe is the "probe" subcommand: a health check for images without curl.

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/broker/wshub"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/curvekeys"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
 	"github.com/spf13/pflag"
 )
@@ -24,9 +26,13 @@ type options struct {
 	zmqAddr        string
 	apiURL         string
 	secretKey      string
+	secretFile     string
+	secretOnArgv   bool // --secret-key was given on the command line (main warns)
 	allowedOrigins []string
 	maxQueueBytes  int
 	zmqHWM         int
+	curveFlags     curvekeys.Flags
+	curve          broker.Curve
 	pingInterval   time.Duration
 	writeTimeout   time.Duration
 	drainTimeout   time.Duration
@@ -64,8 +70,11 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 	fs.StringVar(&o.urlPrefix, "url-prefix", "", "URL prefix, as given to bokeh-server: websockets are served at <prefix>/bokeh/sub and <prefix>/bokeh/sub/")
 	fs.StringVar(&o.zmqAddr, "zmqaddr", "tcp://127.0.0.1:5555", "ZeroMQ address to subscribe to: bokeh-server's --zmqaddr, or a forwarder's output address")
 	fs.StringVar(&o.apiURL, "api-url", "http://127.0.0.1:5006/", "root URL (with url prefix) of a bokeh-server API process, asked for document keys when browsers subscribe")
-	fs.StringVar(&o.secretKey, "secret-key", "", "bokeh-server's secret key, which authenticates document-key lookups (required; default $"+secretEnv+")")
+	fs.StringVar(&o.secretKey, "secret-key", "", "bokeh-server's secret key, which authenticates document-key lookups (required; prefer --secret-key-file or $"+secretEnv+": any local user can read a command line)")
+	fs.StringVar(&o.secretFile, "secret-key-file", "", "read the secret key from this file")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated Origin values allowed to connect, e.g. https://plots.example.org (empty: any origin)")
+	o.curveFlags.AddKey(fs)
+	o.curveFlags.AddClient(fs, "publisher (bokeh-server, or the forwarder's output)")
 	fs.IntVar(&o.zmqHWM, "zmq-hwm", broker.DefaultHWM, "ZeroMQ receive high-water mark in messages; beyond it the publisher drops messages for this worker, which notices and makes the affected pages reload")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", wshub.DefaultMaxQueueBytes, "per-connection send queue limit in bytes; a browser this far behind is disconnected")
 	fs.DurationVar(&o.pingInterval, "ping-interval", wshub.DefaultPingInterval, "interval between websocket pings, which keep idle connections and proxies alive")
@@ -82,7 +91,16 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if o.secretKey == "" {
+	o.secretOnArgv = o.secretKey != ""
+	switch {
+	case o.secretKey != "":
+	case o.secretFile != "":
+		b, err := os.ReadFile(o.secretFile)
+		if err != nil {
+			return o, fmt.Errorf("--secret-key-file: %w", err)
+		}
+		o.secretKey = strings.TrimSpace(string(b))
+	default:
 		o.secretKey = getenv(secretEnv)
 	}
 	for _, origin := range strings.Split(origins, ",") {
@@ -91,7 +109,14 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 		}
 	}
 	o.urlPrefix = normalisePrefix(o.urlPrefix)
-	return o, o.validate()
+	if err := o.validate(); err != nil {
+		return o, err
+	}
+	var err error
+	if o.curve, err = o.curveFlags.Client(getenv); err != nil {
+		return o, err
+	}
+	return o, o.curveFlags.CheckEndpoint("--zmqaddr", o.zmqAddr, o.curve)
 }
 
 func (o *options) validate() error {

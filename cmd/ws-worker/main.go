@@ -52,11 +52,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	if o.checkConfig {
-		fmt.Fprintf(stdout, "ws-worker: configuration OK: listen %s:%d%s/bokeh/sub, zmq %s, api %s\n",
-			o.ip, o.wsPort, o.urlPrefix, o.zmqAddr, o.apiURL)
+		fmt.Fprintf(stdout, "ws-worker: configuration OK: listen %s:%d%s/bokeh/sub, zmq %s (CURVE %v), api %s\n",
+			o.ip, o.wsPort, o.urlPrefix, o.zmqAddr, o.curve.Enabled(), o.apiURL)
 		return 0
 	}
 	log := newLogger(o, stderr)
+	if o.secretOnArgv {
+		log.Warn("--secret-key on the command line can be read by any local user (/proc/<pid>/cmdline, ps): use --secret-key-file or $" + secretEnv)
+	}
 	defer cpuprofile.Start(log)()
 	defer gctune.Start(uint64(max(o.gcHeadroom, 0))<<20, log)()
 	if err := serve(ctx, o, getenv, log); err != nil {
@@ -70,7 +73,7 @@ func serve(ctx context.Context, o options, getenv func(string) string, log *slog
 	hub, err := wshub.New(wshub.Config{
 		ZMQAddr: o.zmqAddr, APIURL: o.apiURL, SecretKey: o.secretKey, AllowedOrigins: o.allowedOrigins,
 		MaxQueueBytes: o.maxQueueBytes, PingInterval: o.pingInterval, WriteTimeout: o.writeTimeout,
-		DrainTimeout: drainSetting(o.drainTimeout), HWM: o.zmqHWM, Logger: log,
+		DrainTimeout: drainSetting(o.drainTimeout), HWM: o.zmqHWM, Curve: o.curve, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -55,7 +55,7 @@ func StartServer(tb testing.TB, b Binaries, o ServerOptions) *Server {
 	s.Base = "http://127.0.0.1:" + strconv.Itoa(s.Port)
 	s.Root = s.Base + o.Prefix + "/"
 	args := []string{"--ip", "127.0.0.1", "--port", strconv.Itoa(s.Port), "--backend", o.Backend,
-		"--data-dir", o.DataDir, "--zmqaddr", o.ZMQAddr, "--secret-key", o.SecretKey,
+		"--data-dir", o.DataDir, "--zmqaddr", o.ZMQAddr,
 		"--bokehjs-dir", BuildDir("BOKEHJS_DIR", "build/bokehjs-0.8.2"),
 		"--static-dir", BuildDir("BOKEH_STATIC_DIR", "build/static"),
 		"--ws-worker-bin", b.Worker}
@@ -81,7 +81,9 @@ func StartServer(tb testing.TB, b Binaries, o ServerOptions) *Server {
 		args = append(args, "--url-prefix", o.Prefix)
 	}
 	args = append(args, o.Extra...)
-	s.Proc = StartProc(tb, fmt.Sprintf("bokeh-server :%d", s.Port), b.Server, args, o.Env)
+	// The secret goes through the environment, never a command line (README, Security).
+	env := append([]string{"BOKEH_SECRET_KEY=" + o.SecretKey}, o.Env...)
+	s.Proc = StartProc(tb, fmt.Sprintf("bokeh-server :%d", s.Port), b.Server, args, env)
 	s.WaitReady(tb)
 	return s
 }
@@ -107,6 +109,7 @@ func (s *Server) Restart(tb testing.TB) {
 
 // WorkerOptions describe one hand-started ws-worker.
 type WorkerOptions struct {
+	Env       []string // added to the worker's environment
 	ZMQAddr   string
 	APIRoot   string // the API's root URL, prefix included, ending in '/'
 	SecretKey string
@@ -132,12 +135,12 @@ func StartWorker(tb testing.TB, b Binaries, o WorkerOptions) *Worker {
 		w.Port = FreePort(tb)
 	}
 	args := []string{"--ip", "127.0.0.1", "--ws-port", strconv.Itoa(w.Port), "--zmqaddr", o.ZMQAddr,
-		"--api-url", o.APIRoot, "--secret-key", o.SecretKey}
+		"--api-url", o.APIRoot}
 	if o.Prefix != "" {
 		args = append(args, "--url-prefix", o.Prefix)
 	}
 	args = append(args, o.Extra...)
-	w.Proc = StartProc(tb, fmt.Sprintf("ws-worker :%d", w.Port), b.Worker, args, nil)
+	w.Proc = StartProc(tb, fmt.Sprintf("ws-worker :%d", w.Port), b.Worker, args, append([]string{"BOKEH_SECRET_KEY=" + o.SecretKey}, o.Env...))
 	WaitHTTP(tb, w.Proc, w.URL()+"/healthz")
 	return w
 }

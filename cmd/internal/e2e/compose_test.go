@@ -101,9 +101,11 @@ func TestComposeFile(t *testing.T) {
 	if !slices.Contains(apiArgs, "--zmq-connect") || !slices.Contains(apiArgs, "--no-ws-start") || !slices.Contains(apiArgs, "--no-start-redis") {
 		t.Errorf("api must connect to the forwarder and start neither workers nor redis: %v", apiArgs)
 	}
+	checkComposeCurve(t, p, workers)
 	b := cluster.Build(t)
+	keys := makeComposeKeys(t, p, b)
 	for name, svc := range p.Services {
-		args := argv(svc)
+		args := withKeys(argv(svc), keys)
 		var bin string
 		switch {
 		case len(args) > 0 && args[0] == "bokeh-server":
@@ -116,6 +118,9 @@ func TestComposeFile(t *testing.T) {
 		if svc.Environment["BOKEH_SECRET_KEY"] == nil || *svc.Environment["BOKEH_SECRET_KEY"] != composeSecret {
 			t.Errorf("%s does not get the shared BOKEH_SECRET_KEY", name)
 		}
+		if name == "keys" {
+			continue // it ran already (makeComposeKeys)
+		}
 		cmd := exec.Command(bin, append(args[1:], "--check-config")...)
 		cmd.Env = append(os.Environ(), "BOKEH_SECRET_KEY="+composeSecret)
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "configuration OK") {
@@ -124,11 +129,60 @@ func TestComposeFile(t *testing.T) {
 	}
 }
 
+// checkComposeCurve checks that ZeroMQ between the compose services is CURVE: the forwarder
+// accepts the workers' and the API's keys (kept apart), and they know the forwarder's.
+func checkComposeCurve(t *testing.T, p *types.Project, workers []string) {
+	t.Helper()
+	fwd := argv(p.Services["forwarder"])
+	if flagValue(fwd, "--zmq-curve-key") == "" || flagValue(fwd, "--zmq-curve-allow") == "" ||
+		flagValue(fwd, "--zmq-curve-allow-publishers") == "" || flagValue(fwd, "--zmq-curve-allow") == flagValue(fwd, "--zmq-curve-allow-publishers") {
+		t.Errorf("forwarder without CURVE and two separate allow-lists: %v", fwd)
+	}
+	serverKey := strings.TrimSuffix(flagValue(fwd, "--zmq-curve-key"), ".key") + ".pub"
+	for _, name := range append([]string{"api"}, workers...) {
+		args := argv(p.Services[name])
+		if flagValue(args, "--zmq-curve-key") == "" || flagValue(args, "--zmq-curve-server-key") != serverKey {
+			t.Errorf("%s: no CURVE key, or not the forwarder's public key %s: %v", name, serverKey, args)
+		}
+		if slices.Contains(args, "--zmq-insecure") {
+			t.Errorf("%s runs --zmq-insecure", name)
+		}
+	}
+	// The others start after the forwarder, which waits for the keys.
+	if p.Services["forwarder"].DependsOn["keys"].Condition != types.ServiceConditionCompletedSuccessfully {
+		t.Errorf("the forwarder does not wait for the keys service: %+v", p.Services["forwarder"].DependsOn)
+	}
+}
+
+// makeComposeKeys runs the keys service's command locally, into a temporary directory that
+// stands for the zmq-keys volume, and returns that directory.
+func makeComposeKeys(t *testing.T, p *types.Project, b cluster.Binaries) string {
+	t.Helper()
+	dir := t.TempDir()
+	args := withKeys(argv(p.Services["keys"]), dir)
+	if out, err := exec.Command(b.Server, args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("keys service %v: %v\n%s", args, err, out)
+	}
+	return dir
+}
+
+// withKeys points the /keys paths of a command at dir.
+func withKeys(args []string, dir string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		if rest, ok := strings.CutPrefix(a, "/keys"); ok {
+			out[i] = dir + rest
+		}
+	}
+	return out
+}
+
 // localTopology rewrites compose commands to run on this machine: service host names become
 // 127.0.0.1 and every service port gets a free local port.
 type localTopology struct {
 	t     *testing.T
 	ports map[string]int // "service:port" -> local port
+	keys  string         // the directory standing for the zmq-keys volume
 }
 
 var addrPattern = regexp.MustCompile(`^(tcp|http|https)://([A-Za-z0-9_.-]+):(\d+)(.*)$`)
@@ -142,7 +196,7 @@ func (l *localTopology) port(service, port string) string {
 }
 
 func (l *localTopology) rewrite(p *types.Project, self string, args []string) []string {
-	out := append([]string{}, args...)
+	out := withKeys(args, l.keys)
 	for i := 0; i < len(out); i++ {
 		a := out[i]
 		if m := addrPattern.FindStringSubmatch(a); m != nil {
@@ -182,7 +236,7 @@ func (l *localTopology) rewrite(p *types.Project, self string, args []string) []
 func TestComposeTopologyLocally(t *testing.T) {
 	p := loadCompose(t)
 	b := cluster.Build(t)
-	l := &localTopology{t: t, ports: map[string]int{}}
+	l := &localTopology{t: t, ports: map[string]int{}, keys: makeComposeKeys(t, p, b)}
 	env := []string{"BOKEH_SECRET_KEY=" + composeSecret}
 	start := func(name string) *cluster.Proc {
 		args := l.rewrite(p, name, argv(p.Services[name]))
