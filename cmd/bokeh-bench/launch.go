@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/bokeh-go/bokeh-server/broker"
 )
 
 // Limits of process handling.
@@ -22,8 +24,12 @@ const (
 	stopWait  = 10 * time.Second
 )
 
-// benchSecret is the secret shared by the API and the workers this command starts.
+// benchSecret is the secret shared by the API and the workers this command starts; it
+// reaches them through the environment.
 const benchSecret = "bokeh-bench-secret"
+
+// curveSuffix on a backend name makes its topology use ZeroMQ CURVE.
+const curveSuffix = "+curve"
 
 // proc is one started program; its output goes to a log file in the run's directory.
 type proc struct {
@@ -194,6 +200,7 @@ func waitHTTP(p *proc, url string) error {
 // topology is one API process and its workers, started here or attached to.
 type topology struct {
 	backend   string
+	curveEnv  []string // the workers' CURVE keys, when the topology uses CURVE
 	apiRoot   string   // http://127.0.0.1:port/
 	wsURLs    []string // ws://127.0.0.1:port/bokeh/sub/ per worker
 	statsURLs []string // http://127.0.0.1:port/stats per worker ("" when unknown)
@@ -206,7 +213,8 @@ type topology struct {
 // startTopology starts bokeh-server with backend and no workers of its own, then the
 // workers, all pinned to the server CPUs. redis is the server's managed redis-server, so
 // it runs as in production (loopback, AOF every second) and inherits the pinning.
-func (l *launcher) startTopology(backend string, workers int, workerCPUs []int, extraWorkerArgs ...string) (*topology, error) {
+func (l *launcher) startTopology(name string, workers int, workerCPUs []int, extraWorkerArgs ...string) (*topology, error) {
+	backend, curve := strings.CutSuffix(name, curveSuffix)
 	apiPort, err := l.freePort()
 	if err != nil {
 		return nil, err
@@ -215,14 +223,23 @@ func (l *launcher) startTopology(backend string, workers int, workerCPUs []int, 
 	if err != nil {
 		return nil, err
 	}
-	t := &topology{backend: backend, apiRoot: "http://127.0.0.1:" + strconv.Itoa(apiPort) + "/",
+	t := &topology{backend: name, apiRoot: "http://127.0.0.1:" + strconv.Itoa(apiPort) + "/",
 		zmqAddr: "tcp://127.0.0.1:" + strconv.Itoa(zmqPort)}
 	dataDir, err := os.MkdirTemp(l.dir, "data-"+backend+"-")
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"--ip", "127.0.0.1", "--port", strconv.Itoa(apiPort), "--backend", backend,
-		"--data-dir", dataDir, "--zmqaddr", t.zmqAddr, "--secret-key", benchSecret, "--no-ws-start"}
+		"--data-dir", dataDir, "--zmqaddr", t.zmqAddr, "--no-ws-start"}
+	env := append(profileEnv("bokeh-server-"+strconv.Itoa(apiPort)), "BOKEH_SECRET_KEY="+benchSecret)
+	if curve {
+		allow, serverEnv, workerEnv, err := curveKeys(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--zmq-curve-allow", allow)
+		env, t.curveEnv = append(env, serverEnv...), workerEnv
+	}
 	if backend == "redis" {
 		redisPort, err := l.freePort()
 		if err != nil {
@@ -230,8 +247,7 @@ func (l *launcher) startTopology(backend string, workers int, workerCPUs []int, 
 		}
 		args = append(args, "--redis-port", strconv.Itoa(redisPort), "--start-redis")
 	}
-	name := fmt.Sprintf("bokeh-server-%s-%d", backend, apiPort)
-	if t.api, err = l.start(name, l.bin("bokeh-server"), args, profileEnv(name)); err != nil {
+	if t.api, err = l.start(fmt.Sprintf("bokeh-server-%s-%d", name, apiPort), l.bin("bokeh-server"), args, env); err != nil {
 		return nil, err
 	}
 	if err := waitHTTP(t.api, t.apiRoot+"bokeh/ping"); err != nil {
@@ -253,9 +269,10 @@ func (l *launcher) addWorker(t *topology, cpus []int, extra ...string) error {
 	}
 	base := "127.0.0.1:" + strconv.Itoa(port)
 	args := append([]string{"--ip", "127.0.0.1", "--ws-port", strconv.Itoa(port), "--zmqaddr", t.zmqAddr,
-		"--api-url", t.apiRoot, "--secret-key", benchSecret, "--drain-timeout", "0"}, extra...)
+		"--api-url", t.apiRoot, "--drain-timeout", "0"}, extra...)
 	name := "ws-worker-" + strconv.Itoa(port)
-	p, err := l.startOn(cpus, name, l.bin("ws-worker"), args, profileEnv(name))
+	env := append(append(profileEnv(name), "BOKEH_SECRET_KEY="+benchSecret), t.curveEnv...)
+	p, err := l.startOn(cpus, name, l.bin("ws-worker"), args, env)
 	if err != nil {
 		return err
 	}
@@ -359,4 +376,27 @@ func childPIDs(pid int) []int {
 		}
 	}
 	return out
+}
+
+// curveKeys makes a CURVE keypair for a bench API and one for its workers: the API's
+// secret goes in its environment, the workers' public key in the allow-list directory
+// (under dir), their secret and the API's public key in their environment.
+func curveKeys(dir string) (allowDir string, serverEnv, workerEnv []string, err error) {
+	serverPub, serverSecret, err := broker.NewKeypair()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	workerPub, workerSecret, err := broker.NewKeypair()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	allowDir = filepath.Join(dir, "curve-allow")
+	if err := os.MkdirAll(allowDir, 0o700); err != nil {
+		return "", nil, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(allowDir, "workers.pub"), []byte(workerPub+"\n"), 0o644); err != nil {
+		return "", nil, nil, err
+	}
+	return allowDir, []string{"BOKEH_ZMQ_CURVE_KEY=" + serverSecret},
+		[]string{"BOKEH_ZMQ_CURVE_KEY=" + workerSecret, "BOKEH_ZMQ_CURVE_SERVER_KEY=" + serverPub}, nil
 }

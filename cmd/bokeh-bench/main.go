@@ -63,7 +63,9 @@ Benchmarks bokeh-server end to end. Scenarios (default: all, in this order):
 
   update   a 1000-point ColumnDataSource bulkupsert loop (the Python client's streaming
            store_objects) with one websocket subscriber, per backend (memory, shelve,
-           redis): updates/s with 1 writer and with --writers concurrent writers, and
+           redis; memory+curve is memory with ZeroMQ CURVE between API and worker, the
+           cost of encryption): updates/s with 1 writer and with --writers concurrent
+           writers, and
            HTTP-done→websocket-receive latency p50/p99/p999 of the 1-writer loop (which
            runs the API flat out) and of a stream paced at --update-rate (negative when
            the frame arrives before the writer has read its answer: the API publishes
@@ -111,7 +113,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.StringSliceVar(&o.wsURLs, "ws-url", []string{"ws://127.0.0.1:5007/bokeh/sub/"}, "with --attach: websocket URL of each worker (repeat or comma-separate)")
 	fs.IntSliceVar(&o.workerPIDs, "worker-pid", nil, "with --attach: process id of each worker, for the idle scenario")
 	fs.StringVar(&o.binDir, "bin-dir", "", "directory holding bokeh-server and ws-worker (default: next to this program)")
-	fs.StringSliceVar(&o.backends, "backends", []string{"memory", "shelve", "redis"}, "backends of the update scenario")
+	fs.StringSliceVar(&o.backends, "backends", []string{"memory", "memory+curve", "shelve", "redis"}, "backends of the update scenario; +curve runs ZeroMQ with CURVE (keys made here)")
 	fs.IntSliceVar(&o.subscribers, "subscribers", []int{100, 1000, 5000}, "subscriber counts S of the fanout and limits scenarios")
 	fs.IntSliceVar(&o.workers, "workers", []int{1, 2}, "worker counts W of the fanout scenario")
 	fs.IntSliceVar(&o.idleConns, "idle-conns", []int{1000, 5000}, "idle websocket counts of the idle scenario (cumulative, in one worker)")
@@ -159,7 +161,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		}
 	}
 	for _, b := range o.backends {
-		if b != "memory" && b != "shelve" && b != "redis" {
+		if b, _ := strings.CutSuffix(b, curveSuffix); b != "memory" && b != "shelve" && b != "redis" {
 			return nil, fmt.Errorf("--backends: unknown backend %q", b)
 		}
 	}
