@@ -35,12 +35,19 @@ type SeqDoc struct {
 // the single-user Python client's sequence.
 func NewSeqDoc(tb testing.TB, root, title string, n, points int) *SeqDoc {
 	tb.Helper()
+	return NewSeqDocVia(tb, &http.Client{Timeout: 30 * time.Second}, root, title, n, points)
+}
+
+// NewSeqDocVia is NewSeqDoc with the HTTP client of every request (its transport may dial
+// from another network namespace, say).
+func NewSeqDocVia(tb testing.TB, client *http.Client, root, title string, n, points int) *SeqDoc {
+	tb.Helper()
 	pc := apitest.NewPyClient(root)
+	pc.HTTP.Transport = client.Transport
 	pc.UseDoc(tb, title)
 	ctx, _ := pc.LoadDocument(tb)
 	d := &SeqDoc{Root: pc.Root, DocID: pc.DocID, WriteKey: pc.APIKey, Topic: "bokehplot:" + pc.DocID,
-		Points: points, Username: pc.Username, UserKey: pc.UserAPIKey,
-		HTTP: &http.Client{Timeout: 30 * time.Second}}
+		Points: points, Username: pc.Username, UserKey: pc.UserAPIKey, HTTP: client}
 	var children []string
 	var models []string
 	for i := 0; i < n; i++ {
