@@ -6,7 +6,8 @@
 # usage: scripts/setup.sh
 #
 #   1. apt packages (only the missing ones; needs root or sudo):
-#        libzmq3-dev pkg-config redis-server, chromium (for the browser tests),
+#        libzmq3-dev pkg-config redis-server, chromium and iproute2 (for the
+#        browser and multi-host tests),
 #        Python 3 with numpy, pandas, flask and requests (the applet host of
 #        --script, and the applet tests), build-essential if there is no gcc,
 #        nodejs npm if there is no node
@@ -15,7 +16,7 @@
 #   4. Go binaries -> bin/                    (go build ./cmd/..., with cgo for ZeroMQ)
 #
 # Environment:
-#   SETUP_CHROMIUM=0   do not install chromium (make run: only tests need it)
+#   SETUP_CHROMIUM=0   do not install chromium and iproute2 (make run: only tests need them)
 #   SETUP_APPLETS=0|1  leave out / add the Python packages of --script applets
 #                      (default: as chromium, so make test has them and make run not)
 #   SETUP_APT=0        skip the apt step (install the packages yourself)
@@ -33,7 +34,9 @@ if [ "${SETUP_APT:-1}" = 0 ]; then
   echo "skipped (SETUP_APT=0)"
 else
   wanted=(libzmq3-dev pkg-config redis-server)
-  [ "${SETUP_CHROMIUM:-1}" = 0 ] || wanted+=(chromium)
+  # The tests' own: chromium for the browser tests, iproute2 for the multi-host test's
+  # network namespaces.
+  [ "${SETUP_CHROMIUM:-1}" = 0 ] || wanted+=(chromium iproute2)
   # What bokeh 0.8 imports in the applet host (bokeh itself is the user's, see README).
   [ "${SETUP_APPLETS:-${SETUP_CHROMIUM:-1}}" = 0 ] ||
     wanted+=(python3 python3-numpy python3-pandas python3-flask python3-werkzeug python3-jinja2
