@@ -78,7 +78,7 @@ func TestMultiHost(t *testing.T) {
 
 	// The rogue: the test binary again, inside the rogue's namespace (rogueHelper).
 	injected := fmt.Sprintf(`{"msgtype": "modelpush", "modelspecs": %s}`, doc.WriteBody(0, 999999))
-	rogueProc := rogue.Start(t, "rogue", os.Args[0], []string{"-test.run", "^TestMultiHostRogue$", "-test.v"},
+	rogueProc := rogue.Start(t, "rogue", os.Args[0], nil,
 		[]string{"BOKEH_ROGUE=1", "BOKEH_ROGUE_IN=" + fwdIn, "BOKEH_ROGUE_OUT=" + fwdOut, "BOKEH_ROGUE_TOPIC=" + doc.Topic,
 			"BOKEH_ROGUE_KEY_FILE=" + filepath.Join(keys, "rogue.key"), "BOKEH_ROGUE_SERVER_KEY_FILE=" + filepath.Join(keys, "forwarder.pub"),
 			"BOKEH_ROGUE_PAYLOAD=" + injected, "BOKEH_ROGUE_FOR=6s"})
@@ -137,21 +137,30 @@ func workerStatsVia(t *testing.T, c *http.Client, w *cluster.Host) cluster.Worke
 	return st
 }
 
-// TestMultiHostRogue is the rogue of TestMultiHost, run by it in the rogue's namespace: it
-// subscribes at the forwarder's output and publishes at its input, in plaintext and with a
-// CURVE key the forwarder does not list, and reports what it read. On its own it does
-// nothing.
-func TestMultiHostRogue(t *testing.T) {
-	if os.Getenv("BOKEH_ROGUE") != "1" {
-		t.Skip("the rogue of TestMultiHost; runs only inside it")
+// TestMain runs the tests, or, when TestMultiHost starts this binary again inside the
+// rogue's namespace, the rogue.
+func TestMain(m *testing.M) {
+	if os.Getenv("BOKEH_ROGUE") == "1" {
+		if err := runRogue(); err != nil {
+			fmt.Println("ROGUE failed:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+// runRogue is the rogue of TestMultiHost: it subscribes at the forwarder's output and
+// publishes at its input, in plaintext and with a CURVE key the forwarder does not list,
+// and reports what it read.
+func runRogue() error {
 	secret, err := os.ReadFile(os.Getenv("BOKEH_ROGUE_KEY_FILE"))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	serverKey, err := os.ReadFile(os.Getenv("BOKEH_ROGUE_SERVER_KEY_FILE"))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	own := broker.Curve{Secret: lastLine(secret), ServerKey: lastLine(serverKey)}
 	topic, payload := os.Getenv("BOKEH_ROGUE_TOPIC"), []byte(os.Getenv("BOKEH_ROGUE_PAYLOAD"))
@@ -161,17 +170,17 @@ func TestMultiHostRogue(t *testing.T) {
 	for _, c := range []broker.Curve{{}, own} {
 		sub, err := broker.NewSubscriber(os.Getenv("BOKEH_ROGUE_OUT"), func(broker.Message) {}, broker.WithCurve(c))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		defer sub.Close()
 		if err := sub.Subscribe(topic); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		subs = append(subs, sub)
 		pub, err := broker.NewZMQPublisher(os.Getenv("BOKEH_ROGUE_IN"), broker.Connect, broker.WithCurve(c),
 			broker.WithConnectWait(time.Second))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		defer pub.Close()
 		pubs = append(pubs, pub)
@@ -185,6 +194,7 @@ func TestMultiHostRogue(t *testing.T) {
 	}
 	fmt.Printf("ROGUE injected %d messages on %s at each of two publishers\n", sent, topic)
 	fmt.Printf("ROGUE read %d messages in plaintext, %d with its own key\n", subs[0].Stats().Received, subs[1].Stats().Received)
+	return nil
 }
 
 // lastLine is the last non-empty line of a key file.
