@@ -136,13 +136,3 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	}
 	return nil
 }
-
-// RunForwarder binds in (publishers connect here) and out (workers connect here) and
-// relays between them until ctx is cancelled.
-func RunForwarder(ctx context.Context, in, out string, opts ...Option) error {
-	f, err := NewForwarder(in, out, opts...)
-	if err != nil {
-		return err
-	}
-	return f.Run(ctx)
-}

@@ -115,11 +115,17 @@ func freeTCPAddr(t *testing.T) string {
 	return "tcp://" + ln.Addr().String()
 }
 
-func TestRunForwarderStopsOnCancel(t *testing.T) {
+func TestForwarderStopsOnCancel(t *testing.T) {
 	in, out := freeTCPAddr(t), freeTCPAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- RunForwarder(ctx, in, out, WithLogger(quietLogger())) }()
+	go func() {
+		f, err := NewForwarder(in, out, WithLogger(quietLogger()))
+		if err == nil {
+			err = f.Run(ctx)
+		}
+		done <- err
+	}()
 
 	pub, err := NewZMQPublisher(in, Connect, WithLogger(quietLogger()))
 	if err != nil {
@@ -133,10 +139,10 @@ func TestRunForwarderStopsOnCancel(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("RunForwarder: %v", err)
+			t.Fatalf("forwarder: %v", err)
 		}
 	case <-time.After(waitLimit):
-		t.Fatal("RunForwarder did not stop after cancel")
+		t.Fatal("the forwarder did not stop after cancel")
 	}
 }
 

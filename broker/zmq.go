@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -163,16 +162,12 @@ func attach(sock *zmq.Socket, addr string, mode Mode, hint string) error {
 	return nil
 }
 
-// ioThreadsOnce tunes the I/O threads of ZeroMQ's (one, default) context once they exist.
-var ioThreadsOnce sync.Once
-
 // newSocket creates a socket with the common limits applied.
 func newSocket(typ zmq.Type, o options) (*zmq.Socket, error) {
 	sock, err := zmq.NewSocket(typ)
 	if err != nil {
 		return nil, fmt.Errorf("zmq socket %s: %w", typ, err)
 	}
-	ioThreadsOnce.Do(func() { shortenIOThreadSlices(o.log) })
 	setters := []func() error{
 		func() error { return sock.SetLinger(o.linger) },
 		func() error { return sock.SetSndhwm(o.hwm) },

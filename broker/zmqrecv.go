@@ -34,7 +34,8 @@ import (
 )
 
 // rawSocket is the libzmq socket behind s. pebbe/zmq4 does not export it; its Socket
-// struct starts with it (v1.4.0). sameSocket checks that before it is ever used.
+// struct starts with it (v1.4.0, pinned by TestZMQ4LayoutIsPinned). sameSocket checks
+// that before it is ever used, so a wrong layout falls back to the binding's receive.
 func rawSocket(s *zmq.Socket) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(s)) }
 
 // sameSocket reports whether rawSocket(s) really is s's libzmq socket: its type, read

@@ -2,6 +2,9 @@ package broker
 
 import (
 	"bytes"
+	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +31,25 @@ func pushPull(tb testing.TB) (push, pull *zmq.Socket) {
 		tb.Fatal(err)
 	}
 	return push, pull
+}
+
+// pinnedZMQ4 is the pebbe/zmq4 release whose Socket layout rawSocket reads.
+const pinnedZMQ4 = "v1.4.0"
+
+// rawSocket reads pebbe/zmq4's unexported Socket layout, so the module is pinned: another
+// version fails here, with what to do, before anything reads a wrong field. The version is
+// in the path of the module's source files, as the binary records them.
+func TestZMQ4LayoutIsPinned(t *testing.T) {
+	file, _ := runtime.FuncForPC(reflect.ValueOf(zmq.NewSocket).Pointer()).FileLine(reflect.ValueOf(zmq.NewSocket).Pointer())
+	_, version, ok := strings.Cut(file, "github.com/pebbe/zmq4@")
+	if !ok {
+		t.Fatalf("cannot tell the version of github.com/pebbe/zmq4 from %s", file)
+	}
+	version, _, _ = strings.Cut(version, "/")
+	if version != pinnedZMQ4 {
+		t.Fatalf("github.com/pebbe/zmq4 is %s, but broker/zmqrecv.go reads the Socket layout of %s: "+
+			"check that rawSocket still finds the libzmq socket in the new version, then update pinnedZMQ4", version, pinnedZMQ4)
+	}
 }
 
 // The receiver reads libzmq's socket behind pebbe/zmq4's back: it must find that socket

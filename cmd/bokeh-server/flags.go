@@ -14,6 +14,7 @@ import (
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/curvekeys"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/proctune"
 	"github.com/bokeh-go/bokeh-server/storage"
 	"github.com/spf13/pflag"
 )
@@ -56,6 +57,8 @@ type options struct {
 	Dev         bool
 	ShutdownFor time.Duration
 	GCHeadroom  int
+	MallocTune  bool
+	ZMQSlice    time.Duration
 	CheckConfig bool
 
 	// Applets (--script): a Python host runs the script's pages and callbacks.
@@ -169,6 +172,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&o.Debug, "debug", "d", false, "debug logging")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "verbose logging (same as --debug)")
 	fs.BoolVar(&o.Dev, "dev", false, "development defaults: memory backend unless --backend is given")
+	fs.BoolVar(&o.MallocTune, "malloc-tuning", true, "keep freed C memory and serve ZeroMQ's message copies from the heap (glibc mallopt; here and in started workers); false: glibc's defaults")
+	fs.DurationVar(&o.ZMQSlice, "zmq-thread-slice", proctune.DefaultZMQThreadSlice, "scheduler time slice of ZeroMQ's I/O threads (Linux 6.12+), so that a message leaves at once on a busy CPU (here and in started workers); 0: the kernel's default")
 	fs.IntVar(&o.GCHeadroom, "gc-headroom", gctune.DefaultHeadroomMiB, "while updates stream, let the heap grow by what is allocated in a second, up to this many MiB, between garbage collections (here and in started workers); 0: Go's default pacing; $GOGC overrides")
 	fs.BoolVar(&o.CheckConfig, "check-config", false, "check the flags and environment, print the effective settings and exit")
 	fs.DurationVar(&o.ShutdownFor, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests and workers to finish")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/curvekeys"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/proctune"
 )
 
 const forwarderUsage = `Usage: bokeh-server forwarder [flags]
@@ -38,6 +39,8 @@ func runForwarder(args []string) int {
 	curve.AddKey(fs)
 	curve.AddAllow(fs, "workers")
 	fs.StringVar(&curve.AllowPublishers, "zmq-curve-allow-publishers", "", "directory of the public keys (*.pub) of the API processes allowed to publish at --in, with --zmq-curve-key")
+	mallocTune := fs.Bool("malloc-tuning", true, "keep freed C memory and serve ZeroMQ's message copies from the heap (glibc mallopt); false: glibc's defaults")
+	slice := fs.Duration("zmq-thread-slice", proctune.DefaultZMQThreadSlice, "scheduler time slice of ZeroMQ's I/O threads (Linux 6.12+); 0: the kernel's default")
 	format := fs.String("log-format", "text", "log format: text or json")
 	debug := fs.BoolP("debug", "d", false, "debug logging")
 	check := fs.Bool("check-config", false, "check the flags and keys, print the addresses and exit")
@@ -61,8 +64,19 @@ func runForwarder(args []string) int {
 	log := newLogger(os.Stderr, *format, *debug)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *mallocTune {
+		proctune.Malloc()
+	}
+	f, err := broker.NewForwarder(*in, *out, append(opts, broker.WithLogger(log))...)
+	if err != nil {
+		log.Error("forwarder failed", "err", err)
+		return 1
+	}
+	if *slice > 0 {
+		proctune.ZMQThreads(*slice, log)
+	}
 	log.Info("forwarder running", "in", *in, "out", *out, "curve", len(opts) > 0)
-	if err := broker.RunForwarder(ctx, *in, *out, append(opts, broker.WithLogger(log))...); err != nil {
+	if err := f.Run(ctx); err != nil {
 		log.Error("forwarder stopped", "err", err)
 		return 1
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/bokeh-go/bokeh-server/cmd/internal/cpuprofile"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/curvekeys"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/proctune"
 	"github.com/bokeh-go/bokeh-server/storage"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
@@ -68,6 +69,9 @@ func main() {
 	redis.SetLogger(redisClientLog{log})
 	stopProfile := cpuprofile.Start(log)
 	stopGC := gctune.Start(uint64(max(o.GCHeadroom, 0))<<20, log)
+	if o.MallocTune {
+		proctune.Malloc()
+	}
 	err = run(o, log)
 	stopGC()
 	stopProfile()
@@ -208,6 +212,9 @@ func run(o *options, log *slog.Logger) error {
 		return err
 	}
 	defer pub.Close()
+	if o.ZMQSlice > 0 {
+		proctune.ZMQThreads(o.ZMQSlice, log)
+	}
 
 	var pool *workerPool
 	if !o.NoWSStart {
@@ -219,7 +226,8 @@ func run(o *options, log *slog.Logger) error {
 		args := func(port int) []string {
 			a := []string{"--ip", o.IP, "--ws-port", strconv.Itoa(port), "--zmqaddr", o.ZMQAddr,
 				"--api-url", apiURL, "--url-prefix", prefix, "--log-format", o.LogFormat,
-				"--gc-headroom", strconv.Itoa(o.GCHeadroom)}
+				"--gc-headroom", strconv.Itoa(o.GCHeadroom), "--malloc-tuning=" + strconv.FormatBool(o.MallocTune),
+				"--zmq-thread-slice", o.ZMQSlice.String()}
 			if o.Debug {
 				a = append(a, "--debug")
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/bokeh-go/bokeh-server/broker/wshub"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/curvekeys"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/proctune"
 	"github.com/spf13/pflag"
 )
 
@@ -37,6 +38,8 @@ type options struct {
 	writeTimeout   time.Duration
 	drainTimeout   time.Duration
 	gcHeadroom     int
+	mallocTune     bool
+	zmqSlice       time.Duration
 	logFormat      string
 	verbose        bool
 	debug          bool
@@ -80,6 +83,8 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 	fs.DurationVar(&o.pingInterval, "ping-interval", wshub.DefaultPingInterval, "interval between websocket pings, which keep idle connections and proxies alive")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", wshub.DefaultWriteTimeout, "time allowed for one websocket write before the connection is dropped as too slow")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", wshub.DefaultDrainTimeout, "on shutdown, spread closing connections over this window so browsers do not all come back at once (0: close all at once)")
+	fs.BoolVar(&o.mallocTune, "malloc-tuning", true, "keep freed C memory and serve ZeroMQ's message copies from the heap (glibc mallopt); false: glibc's defaults")
+	fs.DurationVar(&o.zmqSlice, "zmq-thread-slice", proctune.DefaultZMQThreadSlice, "scheduler time slice of ZeroMQ's I/O threads (Linux 6.12+); 0: the kernel's default")
 	fs.IntVar(&o.gcHeadroom, "gc-headroom", gctune.DefaultHeadroomMiB, "while updates stream, let the heap grow by what is allocated in a second, up to this many MiB, between garbage collections; 0: Go's default pacing; $GOGC overrides")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log every connection and subscription (debug level)")

@@ -19,6 +19,7 @@ import (
 	"github.com/bokeh-go/bokeh-server/broker/wshub"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/cpuprofile"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
+	"github.com/bokeh-go/bokeh-server/cmd/internal/proctune"
 	"github.com/spf13/pflag"
 )
 
@@ -62,6 +63,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer cpuprofile.Start(log)()
 	defer gctune.Start(uint64(max(o.gcHeadroom, 0))<<20, log)()
+	if o.mallocTune {
+		proctune.Malloc()
+	}
 	if err := serve(ctx, o, getenv, log); err != nil {
 		log.Error("ws-worker failed", "err", err)
 		return 1
@@ -77,6 +81,9 @@ func serve(ctx context.Context, o options, getenv func(string) string, log *slog
 	})
 	if err != nil {
 		return err
+	}
+	if o.zmqSlice > 0 {
+		proctune.ZMQThreads(o.zmqSlice, log)
 	}
 	addr := net.JoinHostPort(o.ip, strconv.Itoa(o.wsPort))
 	ln, err := net.Listen("tcp", addr)

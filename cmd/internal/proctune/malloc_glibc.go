@@ -1,6 +1,8 @@
 //go:build linux && cgo
 
-package broker
+// Package proctune holds the process-wide tuning bokeh-server and ws-worker apply at start
+// (each behind a flag): the C allocator's thresholds and ZeroMQ's I/O thread slices.
+package proctune
 
 // libzmq copies every message through malloc: a 60 KB modelpush is allocated and freed by
 // the publisher's and the subscriber's ZeroMQ threads for every update. glibc's default
@@ -26,4 +28,5 @@ const (
 	trimThreshold = 32 << 20
 )
 
-func init() { C.bokehTuneMalloc(mmapThreshold, trimThreshold) }
+// Malloc sets glibc's mmap and trim thresholds for the whole process.
+func Malloc() { C.bokehTuneMalloc(mmapThreshold, trimThreshold) }

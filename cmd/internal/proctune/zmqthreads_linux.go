@@ -1,4 +1,4 @@
-package broker
+package proctune
 
 import (
 	"fmt"
@@ -13,24 +13,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// IOThreadSlice is the scheduler time slice (Linux 6.12+ EEVDF custom slice) of ZeroMQ's
-// I/O threads. They run a few microseconds per message, but in a process whose handler
-// thread keeps its CPU busy a woken I/O thread waited for the end of that thread's default
-// slice: up to 5 ms (perf sched) between an API's publish and the message leaving, seen
-// as push-latency tails. A short slice gives the woken thread an earlier deadline, so it
-// runs at once; nice level and policy stay as they were.
-const IOThreadSlice = 100 * time.Microsecond
+// DefaultZMQThreadSlice is the scheduler time slice (Linux 6.12+ EEVDF custom slice) given
+// to ZeroMQ's I/O threads. They run a few microseconds per message, but in a process whose
+// handler thread keeps its CPU busy a woken I/O thread waits for the end of that thread's
+// default slice, which showed as push-latency tails (README, Performance). A short slice
+// gives the woken thread an earlier deadline, so it runs at once; nice level and policy
+// stay as they were.
+const DefaultZMQThreadSlice = 100 * time.Microsecond
 
-// shortenIOThreadSlices gives the process's ZeroMQ I/O threads IOThreadSlice. The threads
-// exist once the first socket is made. Failure (an old kernel, a sandbox refusing
-// sched_setattr) only costs latency under load, so it is logged, not returned.
-func shortenIOThreadSlices(log *slog.Logger) {
+// ZMQThreads gives the process's ZeroMQ I/O threads the scheduler slice; call it once the
+// first ZeroMQ socket exists (the threads start with it). It may wait up to
+// ioThreadNameWait for them. Failure (an old kernel, a sandbox refusing sched_setattr)
+// only costs latency under load, so it is logged, not returned.
+func ZMQThreads(slice time.Duration, log *slog.Logger) {
 	tids, err := awaitIOThreads()
 	if err == nil && len(tids) == 0 {
 		err = fmt.Errorf("no ZeroMQ I/O thread found")
 	}
 	for _, tid := range tids {
-		if err = setSlice(tid, IOThreadSlice); err != nil {
+		if err = setSlice(tid, slice); err != nil {
 			break
 		}
 	}
@@ -38,7 +39,7 @@ func shortenIOThreadSlices(log *slog.Logger) {
 		log.Debug("ZeroMQ I/O threads keep the default scheduler slice", "err", err)
 		return
 	}
-	log.Debug("ZeroMQ I/O threads get a short scheduler slice", "threads", len(tids), "slice", IOThreadSlice)
+	log.Debug("ZeroMQ I/O threads get a short scheduler slice", "threads", len(tids), "slice", slice)
 }
 
 // ioThreadNameWait bounds how long the first socket's creation waits for the context's I/O

@@ -1,7 +1,0 @@
-//go:build !linux
-
-package broker
-
-import "log/slog"
-
-func shortenIOThreadSlices(*slog.Logger) {}
