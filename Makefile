@@ -60,7 +60,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (scripts/fuzz.sh)
 bench: build ## the end-to-end bin/bokeh-bench standard set, then hot-path go benchmarks (< 5 min)
 	$(RUN_ENV) timeout 270 bin/bokeh-bench $(BENCH_ARGS)
 	$(RUN_ENV) go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 2m \
-		./api/ ./storage/... ./broker/...
+		./api/... ./storage/... ./broker/... ./cmd/ws-worker/wshub/
 
 lint: ## gofmt -l must list nothing; go vet ./... (scripts/lint.sh)
 	scripts/lint.sh

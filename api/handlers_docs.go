@@ -10,7 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/bokeh-go/bokeh-server/api/rawjson"
-	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/api/workerapi"
 	"github.com/bokeh-go/bokeh-server/storage"
 )
 
@@ -228,12 +228,12 @@ func (s *Server) userInfo(c echo.Context) error {
 
 // internalDocKeys tells websocket workers a document's keys, for subscribe auth (§5.3).
 func (s *Server) internalDocKeys(c echo.Context) error {
-	if !keyEquals(c.Request().Header.Get(broker.InternalTokenHeader), s.token) {
+	if !keyEquals(c.Request().Header.Get(workerapi.InternalTokenHeader), s.token) {
 		return echo.NewHTTPError(http.StatusUnauthorized, "bad internal token")
 	}
 	doc, err := s.loadDoc(c.Request().Context(), c.Param("docid"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, broker.DocKeys{APIKey: doc.APIKey, ReadOnlyAPIKey: doc.ReadOnlyAPIKey})
+	return c.JSON(http.StatusOK, workerapi.DocKeys{APIKey: doc.APIKey, ReadOnlyAPIKey: doc.ReadOnlyAPIKey})
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/bokeh-go/bokeh-server/api"
 	"github.com/bokeh-go/bokeh-server/api/apitest"
-	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/api/workerapi"
 	"github.com/bokeh-go/bokeh-server/storage"
 )
 
@@ -222,18 +222,18 @@ func TestInternalDocKeys(t *testing.T) {
 	a := newTestAPI(t, api.Config{SecretKey: "s3cret"})
 	c := apitest.NewPyClient(a.root)
 	c.UseDoc(t, "keys")
-	url := a.root + broker.DocKeysPath + c.DocID
-	if r := apitest.Get(t, url, map[string]string{broker.InternalTokenHeader: broker.InternalToken("wrong")}); r.Status != http.StatusUnauthorized {
+	url := a.root + workerapi.DocKeysPath + c.DocID
+	if r := apitest.Get(t, url, map[string]string{workerapi.InternalTokenHeader: workerapi.InternalToken("wrong")}); r.Status != http.StatusUnauthorized {
 		t.Errorf("bad token: %d", r.Status)
 	}
-	good := map[string]string{broker.InternalTokenHeader: broker.InternalToken("s3cret")}
-	var keys broker.DocKeys
+	good := map[string]string{workerapi.InternalTokenHeader: workerapi.InternalToken("s3cret")}
+	var keys workerapi.DocKeys
 	r := apitest.Get(t, url, good)
 	r.JSON(t, &keys)
 	if keys.APIKey != c.APIKey || keys.ReadOnlyAPIKey == "" {
 		t.Errorf("keys %+v, want apikey %s", keys, c.APIKey)
 	}
-	if r := apitest.Get(t, a.root+broker.DocKeysPath+"nope", good); r.Status != http.StatusNotFound {
+	if r := apitest.Get(t, a.root+workerapi.DocKeysPath+"nope", good); r.Status != http.StatusNotFound {
 		t.Errorf("unknown doc: %d", r.Status)
 	}
 }

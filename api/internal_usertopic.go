@@ -6,18 +6,18 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/api/workerapi"
 )
 
 // internalUserTopic tells websocket workers whether a subscription to bokehuser:<username>
-// is granted (broker.UserTopicPath). Those topics carry a user's docchange notices, so in
+// is granted (workerapi.UserTopicPath). Those topics carry a user's docchange notices, so in
 // multi-user mode they need that user's credentials: the token our document list pages
 // subscribe with (bound to the page's session), or the user's API key.
 func (s *Server) internalUserTopic(c echo.Context) error {
-	if !keyEquals(c.Request().Header.Get(broker.InternalTokenHeader), s.token) {
+	if !keyEquals(c.Request().Header.Get(workerapi.InternalTokenHeader), s.token) {
 		return echo.NewHTTPError(http.StatusUnauthorized, "bad internal token")
 	}
-	ok, err := s.userTopicGranted(c.Request().Context(), c.Param("username"), c.Request().Header.Get(broker.SubscribeAuthHeader))
+	ok, err := s.userTopicGranted(c.Request().Context(), c.Param("username"), c.Request().Header.Get(workerapi.SubscribeAuthHeader))
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/bokeh-go/bokeh-server/api/applet"
+	"github.com/bokeh-go/bokeh-server/api/workerapi"
 	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/bokeh-go/bokeh-server/storage"
 )
@@ -148,7 +149,7 @@ func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error)
 		pub:    pub,
 		log:    cfg.Logger,
 		locks:  newKeyedLocks(),
-		token:  broker.InternalToken(cfg.SecretKey),
+		token:  workerapi.InternalToken(cfg.SecretKey),
 		logins: newLoginLimiter(),
 		fields: newFieldCache(),
 		docs:   newDocCache(),

@@ -9,7 +9,7 @@ import (
 
 	"github.com/bokeh-go/bokeh-server/api"
 	"github.com/bokeh-go/bokeh-server/api/apitest"
-	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/api/workerapi"
 )
 
 var userAuthAttr = regexp.MustCompile(`data-user-auth="([^"]*)"`)
@@ -30,13 +30,13 @@ func TestUserTopicGrants(t *testing.T) {
 	}
 	token := string(m[1])
 	ask := func(name, auth, internal string) int {
-		h := map[string]string{broker.InternalTokenHeader: internal}
+		h := map[string]string{workerapi.InternalTokenHeader: internal}
 		if auth != "" {
-			h[broker.SubscribeAuthHeader] = auth
+			h[workerapi.SubscribeAuthHeader] = auth
 		}
-		return apitest.Get(t, a.root+broker.UserTopicPath+name, h).Status
+		return apitest.Get(t, a.root+workerapi.UserTopicPath+name, h).Status
 	}
-	good := broker.InternalToken("k")
+	good := workerapi.InternalToken("k")
 	for _, c := range []struct {
 		name, user, auth, internal string
 		want                       int
@@ -61,7 +61,7 @@ func TestUserTopicGrants(t *testing.T) {
 	}
 
 	single := newTestAPI(t, api.Config{SecretKey: "k"})
-	if got := apitest.Get(t, single.root+broker.UserTopicPath+"defaultuser", map[string]string{broker.InternalTokenHeader: good}).Status; got != http.StatusNoContent {
+	if got := apitest.Get(t, single.root+workerapi.UserTopicPath+"defaultuser", map[string]string{workerapi.InternalTokenHeader: good}).Status; got != http.StatusNoContent {
 		t.Errorf("single-user mode: %d, want 204 (open)", got)
 	}
 	if page := apitest.NewPyClient(single.root).Browse(t, "bokeh/", "none"); userAuthAttr.Match(page.Body) {

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bokeh-go/bokeh-server/broker/internal/ratelog"
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/bokeh-go/bokeh-server/broker/ratelog"
 )
 
 // connMonitor tells a Subscriber when its connection to the publisher (or forwarder) breaks

@@ -9,8 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/bokeh-go/bokeh-server/broker/internal/ratelog"
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/bokeh-go/bokeh-server/broker/ratelog"
 )
 
 // Subscriber receives messages for an exact set of topics from a SUB socket connected to a

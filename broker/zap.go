@@ -6,8 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bokeh-go/bokeh-server/broker/internal/ratelog"
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/bokeh-go/bokeh-server/broker/ratelog"
 )
 
 // The ZAP handler (ZeroMQ RFC 27): libzmq asks it, over inproc, whether a client may finish

@@ -9,8 +9,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/bokeh-go/bokeh-server/broker/internal/ratelog"
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/bokeh-go/bokeh-server/broker/ratelog"
 )
 
 // ZMQPublisher publishes messages on a ZeroMQ XPUB socket in the wire format of wire.go:

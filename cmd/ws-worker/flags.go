@@ -9,12 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/bokeh-go/bokeh-server/broker"
-	"github.com/bokeh-go/bokeh-server/broker/wshub"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/curvekeys"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/proctune"
-	"github.com/spf13/pflag"
+	"github.com/bokeh-go/bokeh-server/cmd/ws-worker/wshub"
 )
 
 // secretEnv supplies --secret-key so that the secret need not appear in a process list.

@@ -16,11 +16,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bokeh-go/bokeh-server/broker/wshub"
+	"github.com/spf13/pflag"
+
 	"github.com/bokeh-go/bokeh-server/cmd/internal/cpuprofile"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/gctune"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/proctune"
-	"github.com/spf13/pflag"
+	"github.com/bokeh-go/bokeh-server/cmd/ws-worker/wshub"
 )
 
 // Server timeouts; websockets are hijacked (and set their own read deadlines), so these only

@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/gorilla/websocket"
 	"github.com/spf13/pflag"
+
+	"github.com/bokeh-go/bokeh-server/api/workerapi"
+	"github.com/bokeh-go/bokeh-server/broker"
 )
 
 const waitLimit = 20 * time.Second
@@ -140,7 +142,7 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	defer pub.Close()
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(broker.InternalTokenHeader) != broker.InternalToken("s3cret") {
+		if r.Header.Get(workerapi.InternalTokenHeader) != workerapi.InternalToken("s3cret") {
 			http.Error(w, "bad token", http.StatusForbidden)
 			return
 		}

@@ -26,7 +26,7 @@ const (
 	liveBackoffFirst = 250 * time.Millisecond
 	liveBackoffMax   = 10 * time.Second
 	liveResyncSpread = 250 * time.Millisecond
-	// CloseResync is the close code of a worker's resync (broker/wshub).
+	// CloseResync is the close code of a worker's resync (cmd/ws-worker/wshub).
 	CloseResync = 4001
 )
 

@@ -9,9 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bokeh-go/bokeh-server/broker"
-	"github.com/bokeh-go/bokeh-server/broker/internal/ratelog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/broker/ratelog"
 )
 
 // Hub is the topic→connections table of one worker, fed by its own ZeroMQ subscriber.

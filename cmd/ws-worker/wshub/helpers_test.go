@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bokeh-go/bokeh-server/broker"
 	"github.com/gorilla/websocket"
+
+	"github.com/bokeh-go/bokeh-server/api/workerapi"
+	"github.com/bokeh-go/bokeh-server/broker"
 )
 
 // waitLimit bounds every wait; it is generous so that slow machines and the race detector
@@ -33,31 +35,31 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 type fakeAPI struct {
 	*httptest.Server
 	mu       sync.Mutex
-	docs     map[string]broker.DocKeys
+	docs     map[string]workerapi.DocKeys
 	users    map[string]string
 	requests atomic.Int64
 }
 
-func newFakeAPI(t testing.TB, docs map[string]broker.DocKeys) *fakeAPI {
+func newFakeAPI(t testing.TB, docs map[string]workerapi.DocKeys) *fakeAPI {
 	a := &fakeAPI{docs: docs, users: map[string]string{}}
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.requests.Add(1)
-		if r.Header.Get(broker.InternalTokenHeader) != broker.InternalToken(secret) {
+		if r.Header.Get(workerapi.InternalTokenHeader) != workerapi.InternalToken(secret) {
 			http.Error(w, "bad token", http.StatusUnauthorized)
 			return
 		}
-		if name, ok := strings.CutPrefix(r.URL.Path, "/"+broker.UserTopicPath); ok {
+		if name, ok := strings.CutPrefix(r.URL.Path, "/"+workerapi.UserTopicPath); ok {
 			a.mu.Lock()
 			want, multi := a.users[name]
 			a.mu.Unlock()
-			if multi && (want == "" || r.Header.Get(broker.SubscribeAuthHeader) != want) {
+			if multi && (want == "" || r.Header.Get(workerapi.SubscribeAuthHeader) != want) {
 				http.Error(w, "no credentials", http.StatusForbidden)
 				return
 			}
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		docid, ok := strings.CutPrefix(r.URL.Path, "/"+broker.DocKeysPath)
+		docid, ok := strings.CutPrefix(r.URL.Path, "/"+workerapi.DocKeysPath)
 		if !ok || r.Method != http.MethodGet {
 			http.NotFound(w, r)
 			return
@@ -86,7 +88,7 @@ type env struct {
 	seq  atomic.Int64
 }
 
-var testDocs = map[string]broker.DocKeys{
+var testDocs = map[string]workerapi.DocKeys{
 	"doc1": {APIKey: "write1", ReadOnlyAPIKey: "read1"},
 	"doc2": {APIKey: "write2", ReadOnlyAPIKey: "read2"},
 	"abc":  {APIKey: "kabc", ReadOnlyAPIKey: "rabc"},

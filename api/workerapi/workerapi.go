@@ -1,4 +1,6 @@
-package broker
+// Package workerapi is the HTTP contract between the API and its websocket workers: the
+// internal routes a worker calls (document keys, user-topic grants) and their token.
+package workerapi
 
 import (
 	"crypto/hmac"

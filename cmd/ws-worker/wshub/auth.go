@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/api/workerapi"
 )
 
 // Doc-key lookups: answers are cached briefly because every browser tab of a document
@@ -31,7 +31,7 @@ const (
 var errNoAPI = errors.New("doc-key lookup failed")
 
 type keyEntry struct {
-	keys    broker.DocKeys
+	keys    workerapi.DocKeys
 	found   bool
 	expires time.Time
 }
@@ -42,7 +42,7 @@ type keyCall struct {
 	err   error
 }
 
-// keyLookup asks the API for documents' keys (broker.DocKeysPath), caching answers and
+// keyLookup asks the API for documents' keys (workerapi.DocKeysPath), caching answers and
 // merging concurrent lookups of the same document into one request.
 type keyLookup struct {
 	base   string // API root URL ending in "/"
@@ -60,12 +60,12 @@ func newKeyLookup(apiURL, secretKey string, client *http.Client) *keyLookup {
 	if !strings.HasSuffix(apiURL, "/") {
 		apiURL += "/"
 	}
-	return &keyLookup{base: apiURL, token: broker.InternalToken(secretKey), client: client, now: time.Now,
+	return &keyLookup{base: apiURL, token: workerapi.InternalToken(secretKey), client: client, now: time.Now,
 		cache: make(map[string]keyEntry), inflight: make(map[string]*keyCall), users: make(map[userGrantKey]userGrant)}
 }
 
 // lookup returns the keys of docid and whether the document exists.
-func (k *keyLookup) lookup(ctx context.Context, docid string) (broker.DocKeys, bool, error) {
+func (k *keyLookup) lookup(ctx context.Context, docid string) (workerapi.DocKeys, bool, error) {
 	k.mu.Lock()
 	if e, ok := k.cache[docid]; ok && k.now().Before(e.expires) {
 		k.mu.Unlock()
@@ -82,7 +82,7 @@ func (k *keyLookup) lookup(ctx context.Context, docid string) (broker.DocKeys, b
 	case <-call.done:
 		return call.entry.keys, call.entry.found, call.err
 	case <-ctx.Done():
-		return broker.DocKeys{}, false, ctx.Err()
+		return workerapi.DocKeys{}, false, ctx.Err()
 	}
 }
 
@@ -119,12 +119,12 @@ func (k *keyLookup) store(docid string, e keyEntry) {
 }
 
 func (k *keyLookup) fetch(ctx context.Context, docid string) (keyEntry, error) {
-	u := k.base + broker.DocKeysPath + url.PathEscape(docid)
+	u := k.base + workerapi.DocKeysPath + url.PathEscape(docid)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return keyEntry{}, fmt.Errorf("%w: %v", errNoAPI, err)
 	}
-	req.Header.Set(broker.InternalTokenHeader, k.token)
+	req.Header.Set(workerapi.InternalTokenHeader, k.token)
 	resp, err := k.client.Do(req)
 	if err != nil {
 		return keyEntry{}, fmt.Errorf("%w: %v", errNoAPI, err)
@@ -136,7 +136,7 @@ func (k *keyLookup) fetch(ctx context.Context, docid string) (keyEntry, error) {
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		var keys broker.DocKeys
+		var keys workerapi.DocKeys
 		if err := json.Unmarshal(body, &keys); err != nil {
 			return keyEntry{}, fmt.Errorf("%w: GET %s: bad answer: %v", errNoAPI, u, err)
 		}
@@ -153,7 +153,7 @@ func (k *keyLookup) fetch(ctx context.Context, docid string) (keyEntry, error) {
 
 // keyMatches compares in constant time so that response timing does not reveal how much
 // of a key an attacker guessed. Empty keys never match.
-func keyMatches(auth string, keys broker.DocKeys) bool {
+func keyMatches(auth string, keys workerapi.DocKeys) bool {
 	match := 0
 	for _, key := range []string{keys.APIKey, keys.ReadOnlyAPIKey} {
 		if key != "" {
@@ -164,7 +164,7 @@ func keyMatches(auth string, keys broker.DocKeys) bool {
 }
 
 // User topics (bokehuser:<name>) carry a user's docchange notices; the API decides who may
-// watch them (broker.UserTopicPath): in multi-user mode, the user's own pages and clients.
+// watch them (workerapi.UserTopicPath): in multi-user mode, the user's own pages and clients.
 // Answers are cached like doc keys: a granted subscription stays possible for keyCacheTTL
 // after the session ended, a refused one is asked again after missCacheTTL.
 type userGrantKey struct{ name, auth string }
@@ -203,14 +203,14 @@ func (k *keyLookup) userTopic(ctx context.Context, name, auth string) (bool, err
 func (k *keyLookup) fetchUserTopic(ctx context.Context, name, auth string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, keyLookupTimeout)
 	defer cancel()
-	u := k.base + broker.UserTopicPath + url.PathEscape(name)
+	u := k.base + workerapi.UserTopicPath + url.PathEscape(name)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", errNoAPI, err)
 	}
-	req.Header.Set(broker.InternalTokenHeader, k.token)
+	req.Header.Set(workerapi.InternalTokenHeader, k.token)
 	if auth != "" {
-		req.Header.Set(broker.SubscribeAuthHeader, auth)
+		req.Header.Set(workerapi.SubscribeAuthHeader, auth)
 	}
 	resp, err := k.client.Do(req)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/api/workerapi"
 )
 
 // fakeClock is a settable time source for the key cache.
@@ -39,7 +39,7 @@ func newTestLookup(t *testing.T, api *fakeAPI, key string) (*keyLookup, *fakeClo
 }
 
 func TestKeyLookupCaches(t *testing.T) {
-	api := newFakeAPI(t, map[string]broker.DocKeys{"d": {APIKey: "w", ReadOnlyAPIKey: "r"}})
+	api := newFakeAPI(t, map[string]workerapi.DocKeys{"d": {APIKey: "w", ReadOnlyAPIKey: "r"}})
 	k, clock := newTestLookup(t, api, secret)
 	ctx := context.Background()
 
@@ -66,7 +66,7 @@ func TestKeyLookupCaches(t *testing.T) {
 	}
 	clock.advance(missCacheTTL + time.Millisecond)
 	api.mu.Lock()
-	api.docs["missing"] = broker.DocKeys{APIKey: "new"}
+	api.docs["missing"] = workerapi.DocKeys{APIKey: "new"}
 	api.mu.Unlock()
 	if keys, found, _ := k.lookup(ctx, "missing"); !found || keys.APIKey != "new" {
 		t.Fatalf("new doc not found after the miss expired: %+v", keys)
@@ -126,13 +126,13 @@ func TestKeyLookupErrors(t *testing.T) {
 }
 
 func TestKeyMatches(t *testing.T) {
-	keys := broker.DocKeys{APIKey: "write", ReadOnlyAPIKey: "read"}
+	keys := workerapi.DocKeys{APIKey: "write", ReadOnlyAPIKey: "read"}
 	for auth, want := range map[string]bool{"write": true, "read": true, "": false, "writ": false, "readx": false} {
 		if got := keyMatches(auth, keys); got != want {
 			t.Errorf("keyMatches(%q) = %v", auth, got)
 		}
 	}
-	if keyMatches("", broker.DocKeys{}) {
+	if keyMatches("", workerapi.DocKeys{}) {
 		t.Error("empty auth matched empty keys")
 	}
 }
