@@ -16,7 +16,7 @@ func tempTopic(k int) string { return fmt.Sprintf("bokehplot:temporary-%032x", k
 // A client that got subscribesuccess receives every message published after it, the very
 // first included, in order; no syncRoute here, that is the point.
 func TestSubscribeSuccessMeansDelivery(t *testing.T) {
-	e := newEnv(t, nil, false)
+	e := newZMQEnv(t, nil, false)
 	const n = 200
 	for k := range 20 {
 		topic := tempTopic(k)
@@ -38,7 +38,7 @@ func TestSubscribeSuccessMeansDelivery(t *testing.T) {
 // Several clients subscribe to one fresh topic at the same time: all of them wait for the
 // one ZeroMQ subscription's acknowledgement, and all of them get everything after it.
 func TestConcurrentFirstSubscribersAllWait(t *testing.T) {
-	e := newEnv(t, nil, false)
+	e := newZMQEnv(t, nil, false)
 	const clients, n = 10, 100
 	for k := range 5 {
 		topic := tempTopic(100 + k)
@@ -87,7 +87,7 @@ func idOf(t *testing.T, frame, topic string) string {
 // Acknowledgements are never frames, not even the one for bokehplot:abcd, whose request
 // topic also matches the socket's subscription to bokehplot:abc (ZeroMQ prefixes).
 func TestAckNotSentToClients(t *testing.T) {
-	e := newEnv(t, nil, false)
+	e := newZMQEnv(t, nil, false)
 	short := e.dial()
 	short.mustSubscribe("bokehplot:abc", "rabc")
 	long := e.dial()
@@ -115,7 +115,7 @@ func freeTCPAddr(t *testing.T) string {
 // timeout; once a publisher comes, the pending request is answered and nobody waits.
 func TestSubscribeWithoutPublisher(t *testing.T) {
 	addr := freeTCPAddr(t)
-	e := newEnv(t, func(c *Config) {
+	e := newZMQEnv(t, func(c *Config) {
 		c.ZMQAddr = addr
 		c.SubscribeAckTimeout = 50 * time.Millisecond
 	}, false)
@@ -146,7 +146,7 @@ func TestSubscribeWithoutPublisher(t *testing.T) {
 // A client that joins a topic while messages stream on it gets subscribesuccess first and
 // then an unbroken run of the stream up to its end.
 func TestJoinWhileStreaming(t *testing.T) {
-	e := newEnv(t, nil, false)
+	e := newZMQEnv(t, nil, false)
 	topic := tempTopic(7)
 	a := e.dial()
 	a.mustSubscribe(topic, nil)

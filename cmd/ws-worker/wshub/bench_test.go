@@ -20,6 +20,9 @@ func BenchmarkFanOut1000(b *testing.B) {
 
 func benchFanOut(b *testing.B, viaZMQ bool, conns int) {
 	e := newEnv(b, nil, false)
+	if viaZMQ {
+		e = newZMQEnv(b, nil, false)
+	}
 	var got sync.WaitGroup
 	for range conns {
 		conn, _, err := websocket.DefaultDialer.Dial(e.wsURL("/bokeh/sub"), nil)

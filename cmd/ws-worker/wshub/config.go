@@ -66,13 +66,17 @@ type Config struct {
 	// Curve, when enabled, makes the ZeroMQ socket a CURVE client (broker.Curve).
 	Curve broker.Curve
 
+	// NewSubscriber, when set, makes the hub's subscriber instead of a ZeroMQ one on
+	// ZMQAddr: it is given the hub's delivery and loss callbacks (see broker.Subscriber).
+	NewSubscriber func(deliver func([]broker.Message) bool, loss func(broker.Loss)) (Subscriber, error)
+
 	// HTTPClient performs doc-key lookups; nil means a client with keyLookupTimeout.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {
-	if c.ZMQAddr == "" {
+	if c.ZMQAddr == "" && c.NewSubscriber == nil {
 		return c, errors.New("wshub: ZMQAddr is required")
 	}
 	if c.APIURL == "" {

@@ -85,7 +85,7 @@ func TestFanOutDelivery(t *testing.T) {
 }
 
 func TestPrefixCollisionFiltered(t *testing.T) {
-	e := newEnv(t, nil, false)
+	e := newZMQEnv(t, nil, false) // ZeroMQ matches prefixes
 	c := e.dial()
 	c.mustSubscribe("bokehplot:abc", "kabc")
 	e.syncRoute()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/bokeh-go/bokeh-server/api/workerapi"
 	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/broker/brokertest"
 )
 
 // waitLimit bounds every wait; it is generous so that slow machines and the race detector
@@ -77,11 +78,13 @@ func newFakeAPI(t testing.TB, docs map[string]workerapi.DocKeys) *fakeAPI {
 	return a
 }
 
-// env is a worker hub with a publisher feeding it and a fake API behind it.
+// env is a worker hub fed by an in-memory subscriber (unit tests) or by a ZMQPublisher over
+// real ZeroMQ (integration tests), with a fake API behind it.
 type env struct {
 	t    testing.TB
 	hub  *Hub
-	pub  *broker.ZMQPublisher
+	pub  *broker.ZMQPublisher   // ZeroMQ envs
+	mem  *brokertest.Subscriber // in-memory envs
 	api  *fakeAPI
 	srv  *httptest.Server
 	sync *wsClient
@@ -107,16 +110,37 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 	return c, err
 }
 
+// newEnv starts a hub fed by an in-memory subscriber.
 func newEnv(t testing.TB, configure func(*Config), small bool) *env {
 	t.Helper()
+	return startEnv(t, configure, small, false)
+}
+
+// newZMQEnv starts a hub fed over real ZeroMQ, for what depends on the wiring
+// (acknowledgements, reconnections).
+func newZMQEnv(t testing.TB, configure func(*Config), small bool) *env {
+	t.Helper()
+	return startEnv(t, configure, small, true)
+}
+
+func startEnv(t testing.TB, configure func(*Config), small, viaZMQ bool) *env {
+	t.Helper()
 	e := &env{t: t, api: newFakeAPI(t, testDocs)}
+	cfg := Config{APIURL: e.api.URL, SecretKey: secret, Logger: quietLogger(), DrainTimeout: -1}
 	var err error
-	e.pub, err = broker.NewZMQPublisher("tcp://127.0.0.1:*", broker.Bind, broker.WithLogger(quietLogger()))
-	if err != nil {
-		t.Fatal(err)
+	if viaZMQ {
+		e.pub, err = broker.NewZMQPublisher("tcp://127.0.0.1:*", broker.Bind, broker.WithLogger(quietLogger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.pub.Close() })
+		cfg.ZMQAddr = e.pub.Endpoint()
+	} else {
+		cfg.NewSubscriber = func(deliver func([]broker.Message) bool, loss func(broker.Loss)) (Subscriber, error) {
+			e.mem = brokertest.NewSubscriber(deliver, loss)
+			return e.mem, nil
+		}
 	}
-	cfg := Config{ZMQAddr: e.pub.Endpoint(), APIURL: e.api.URL, SecretKey: secret,
-		Logger: quietLogger(), DrainTimeout: -1}
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -131,7 +155,6 @@ func newEnv(t testing.TB, configure func(*Config), small bool) *env {
 	t.Cleanup(func() {
 		e.hub.Shutdown(contextWithTimeout(t, waitLimit))
 		e.srv.Close()
-		e.pub.Close()
 	})
 	return e
 }
@@ -140,8 +163,19 @@ func (e *env) wsURL(path string) string { return "ws" + strings.TrimPrefix(e.srv
 
 // syncRoute proves that every ZeroMQ subscription the hub made so far has reached the
 // publisher: the sync client subscribes last, and subscriptions travel in order.
+// syncClients is the number of connections syncRoute made (0 or 1).
+func (e *env) syncClients() int {
+	if e.sync != nil {
+		return 1
+	}
+	return 0
+}
+
 func (e *env) syncRoute() {
 	e.t.Helper()
+	if e.mem != nil {
+		return // the in-memory subscriber has every subscription at once
+	}
 	if e.sync == nil {
 		e.sync = e.dial()
 	}
@@ -166,7 +200,12 @@ func (e *env) syncRoute() {
 }
 
 func (e *env) publish(topic, payload string) {
-	e.pub.Publish(broker.Message{Topic: topic, Payload: []byte(payload)})
+	m := broker.Message{Topic: topic, Payload: []byte(payload)}
+	if e.mem != nil {
+		e.mem.Publish(m)
+		return
+	}
+	e.pub.Publish(m)
 }
 
 // wsClient is a browser stand-in; its reader goroutine collects frames (and thereby

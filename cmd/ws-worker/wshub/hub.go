@@ -15,11 +15,20 @@ import (
 	"github.com/bokeh-go/bokeh-server/broker/ratelog"
 )
 
+// Subscriber is what the hub needs of its ZeroMQ subscriber (broker.Subscriber): unit
+// tests give it an in-memory one (brokertest.Subscriber, Config.NewSubscriber).
+type Subscriber interface {
+	SubscribeAck(topic string) (<-chan struct{}, error)
+	Unsubscribe(topic string) error
+	Stats() broker.SubscriberStats
+	Close() error
+}
+
 // Hub is the topic→connections table of one worker, fed by its own ZeroMQ subscriber.
 type Hub struct {
 	cfg      Config
 	log      *slog.Logger
-	sub      *broker.Subscriber
+	sub      Subscriber
 	keys     *keyLookup
 	registry *prometheus.Registry
 	ctx      context.Context // cancelled by Shutdown: aborts pending key lookups
@@ -63,9 +72,13 @@ func New(cfg Config) (*Hub, error) {
 		zmqTopics: make(map[string]bool)}
 	h.keys = newKeyLookup(cfg.APIURL, cfg.SecretKey, cfg.HTTPClient)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	h.sub, err = broker.NewSubscriber(cfg.ZMQAddr, nil, broker.WithLogger(cfg.Logger),
-		broker.WithBatchDelivery(h.dispatchBatch), broker.WithLossHandler(h.resync),
-		broker.WithHWM(cfg.HWM), broker.WithCurve(cfg.Curve))
+	if cfg.NewSubscriber != nil {
+		h.sub, err = cfg.NewSubscriber(h.dispatchBatch, h.resync)
+	} else {
+		h.sub, err = broker.NewSubscriber(cfg.ZMQAddr, nil, broker.WithLogger(cfg.Logger),
+			broker.WithBatchDelivery(h.dispatchBatch), broker.WithLossHandler(h.resync),
+			broker.WithHWM(cfg.HWM), broker.WithCurve(cfg.Curve))
+	}
 	if err != nil {
 		h.cancel()
 		return nil, fmt.Errorf("wshub: %w", err)

@@ -48,8 +48,8 @@ func TestResyncClosesTheTopicsWatchers(t *testing.T) {
 	if st.Resyncs["gap"] != 1 || st.ResyncCloses != 2 {
 		t.Fatalf("stats %+v: want 1 gap resync closing 2 connections", st)
 	}
-	waitFor(t, "the closed connections to be gone", func() bool { return e.hub.Stats().ConnectionsCurrent == 2 })
-	if st := e.hub.Stats(); st.ZMQTopics != 3 { // doc1 (held), doc2 and the sync topic
+	waitFor(t, "the closed connections to be gone", func() bool { return e.hub.Stats().ConnectionsCurrent == 1 })
+	if st := e.hub.Stats(); st.ZMQTopics != 2 { // doc1 (held) and doc2
 		t.Fatalf("stats %+v: want doc1's subscription held", st)
 	}
 	back := e.dial()
@@ -59,11 +59,11 @@ func TestResyncClosesTheTopicsWatchers(t *testing.T) {
 
 	// Once the hold is over, a topic nobody watches is let go; one watched again is kept.
 	e.hub.releaseHeld(time.Now().Add(ResyncHold + time.Second))
-	if st := e.hub.Stats(); st.ZMQTopics != 3 {
+	if st := e.hub.Stats(); st.ZMQTopics != 2 {
 		t.Fatalf("stats %+v: doc1 is watched again, its subscription must stay", st)
 	}
 	back.conn.Close()
-	waitFor(t, "doc1's subscription to go", func() bool { return e.hub.Stats().ZMQTopics == 2 })
+	waitFor(t, "doc1's subscription to go", func() bool { return e.hub.Stats().ZMQTopics == 1 })
 }
 
 // A loss of unknown extent (the ZeroMQ connection broke) resyncs every connection.
@@ -84,7 +84,7 @@ func TestResyncEverything(t *testing.T) {
 // ZeroMQ socket reconnects, and every page is told to resync; the page that comes back
 // receives the new publisher's changes.
 func TestResyncAfterPublisherRestart(t *testing.T) {
-	e := newEnv(t, nil, false)
+	e := newZMQEnv(t, nil, false)
 	addr := e.pub.Endpoint()
 	page := e.dial()
 	page.mustSubscribe("bokehplot:doc1", "read1")
