@@ -27,6 +27,9 @@ func (b Bokeh) Example(rel string) string { return filepath.Join(b.Dir, filepath
 // Debian packages), the test fails with what to install.
 func Find(tb testing.TB) Bokeh {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("runs the real Python applet host: not with -short (make test runs it)")
+	}
 	dir := os.Getenv("BOKEH_PYTHON_DIR")
 	if dir == "" {
 		_, file, _, _ := runtime.Caller(0)

@@ -31,6 +31,9 @@ var (
 // built once per test process into a temporary directory.
 func Build(tb testing.TB) Binaries {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("starts the real programs: not with -short (make test runs it)")
+	}
 	buildOnce.Do(func() {
 		if dir := os.Getenv("BOKEH_BIN_DIR"); dir != "" {
 			built = binariesIn(dir)
