@@ -1,9 +1,9 @@
 package broker
 
 // pebbe/zmq4 receives a part into a fresh Go slice that it zeroes and then overwrites with
-// the message (make + memcpy): for a 60 KB modelpush, the zeroing alone was a tenth of a
-// worker's CPU. recvParts takes the parts with C.GoBytes instead, which allocates without
-// zeroing, and with fewer cgo calls.
+// the message (make + memcpy): for a 60 KB modelpush the zeroing is a large share of a
+// worker's work (README, Performance). partReceiver takes the parts with C.GoBytes
+// instead, which allocates without zeroing, and with fewer cgo calls.
 
 /*
 #cgo !windows pkg-config: libzmq

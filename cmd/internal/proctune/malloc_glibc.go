@@ -7,8 +7,8 @@ package proctune
 // libzmq copies every message through malloc: a 60 KB modelpush is allocated and freed by
 // the publisher's and the subscriber's ZeroMQ threads for every update. glibc's default
 // trims the heap as soon as 128 KiB at its top are free, so each message faulted its pages
-// back in (several page faults per message on each side, measured with bokeh-bench). The
-// process keeps freed memory up to trimThreshold instead, and messages up to
+// back in, on each side. The process keeps freed memory up to trimThreshold instead, and
+// messages up to
 // mmapThreshold come from the heap rather than from a mapping of their own.
 
 /*
