@@ -85,7 +85,8 @@ func TestAckRequestTopics(t *testing.T) {
 }
 
 func TestOriginOf(t *testing.T) {
-	if OriginOf("") != 0 || OriginOf("a:1") == 0 || OriginOf("a:1") != OriginOf("a:1") || OriginOf("a:1") == OriginOf("a:2") {
+	a, again := OriginOf("a:1"), OriginOf("a"+":1")
+	if OriginOf("") != 0 || a == 0 || a != again || a == OriginOf("a:2") {
 		t.Fatal("OriginOf: want 0 for no name, the same non-zero origin for the same name, another for another")
 	}
 }
