@@ -52,6 +52,26 @@ func BenchmarkPutModels(b *testing.B) {
 	})
 }
 
+// BenchmarkPutModelsReplicated is the cost of WaitReplicas: the same write to a master with
+// one replica on loopback, acknowledged at once (wait=0) or once the replica has it (wait=1).
+func BenchmarkPutModelsReplicated(b *testing.B) {
+	const pw = "bench-pw"
+	master := redistest.Start(b, redistest.WithPassword(pw))
+	redistest.Start(b, redistest.WithPassword(pw), redistest.WithReplicaOf(master))
+	redistest.WaitSynced(b, master, 1)
+	for _, wait := range []int{0, 1} {
+		b.Run("wait="+strconv.Itoa(wait), func(b *testing.B) {
+			s, err := storage.NewRedis(context.Background(), storage.RedisConfig{Addr: master.Addr, Password: pw,
+				WaitReplicas: wait, OverlayTTL: time.Hour})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			benchPut(b, s)
+		})
+	}
+}
+
 func benchPut(b *testing.B, s storage.Store) {
 	attrs := cdsAttrs(1000)
 	ms := []storage.Model{{Type: "ColumnDataSource", ID: "4b8e9f5c-8a1f-4f4e-9d43-2c1b0f6f7a11", Attrs: attrs}}

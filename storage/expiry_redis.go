@@ -34,7 +34,9 @@ func (r *Redis) SetDocExpiry(ctx context.Context, docid string, at time.Time) er
 	if err := checkID("doc", docid); err != nil {
 		return fmt.Errorf("redis: set doc expiry: %w", err)
 	}
-	err := r.records.ZAdd(ctx, redisDocExpiryKey, redis.Z{Score: float64(at.UnixMilli()), Member: docid}).Err()
+	err := r.write(ctx, r.records, func(c redis.Cmdable) error {
+		return c.ZAdd(ctx, redisDocExpiryKey, redis.Z{Score: float64(at.UnixMilli()), Member: docid}).Err()
+	})
 	if err != nil {
 		return r.wrap("set expiry of doc "+docid, err)
 	}
@@ -46,7 +48,11 @@ func (r *Redis) ExtendDocExpiry(ctx context.Context, docid string, at time.Time)
 	if docid == "" {
 		return false, nil
 	}
-	n, err := extendScript.Run(ctx, r.records, []string{redisDocExpiryKey}, at.UnixMilli(), docid).Int()
+	var n int
+	err := r.write(ctx, r.records, func(c redis.Cmdable) (err error) {
+		n, err = extendScript.Run(ctx, c, []string{redisDocExpiryKey}, at.UnixMilli(), docid).Int()
+		return err
+	})
 	if err != nil {
 		return false, r.wrap("extend expiry of doc "+docid, err)
 	}
@@ -58,6 +64,8 @@ func (r *Redis) ClaimExpiredDocs(ctx context.Context, now time.Time, limit int) 
 	if limit <= 0 {
 		return nil, nil
 	}
+	// Not through r.write: a claim undone by a failover only makes the document due again,
+	// while one refused after the fact would leave it claimed and never deleted.
 	ids, err := claimScript.Run(ctx, r.records, []string{redisDocExpiryKey},
 		strconv.FormatInt(now.UnixMilli(), 10), limit).StringSlice()
 	if err != nil {
@@ -77,6 +85,8 @@ func (r *Redis) DeleteDoc(ctx context.Context, docid string) error {
 	if err != nil {
 		return r.wrap(op, err)
 	}
+	// The sweeper's deletes, like its claims, wait for no replica: nobody is answered, and a
+	// document a failover brings back is only deleted again.
 	if err := r.models.Del(ctx, append(members, set)...).Err(); err != nil {
 		return r.wrap(op, err)
 	}

@@ -23,34 +23,87 @@ const (
 // are this server's own: HASH overlay:<docid>:<temp> in db 2, field <type>:<id> → attrs,
 // expiring OverlayTTL after its last write.
 type Redis struct {
-	addr    string
+	addr    string // or the master and sentinels, for messages
 	ttl     time.Duration
 	models  *redis.Client // db 2
 	records *redis.Client // db 3
+
+	waitReplicas int // RedisConfig.WaitReplicas
+	waitTimeout  time.Duration
 }
 
 var _ Store = (*Redis)(nil)
+
+// errNotReplicated marks a write that is on the master but was not confirmed by as many
+// replicas as RedisConfig.WaitReplicas asks within WaitTimeout.
+var errNotReplicated = errors.New("not confirmed by enough replicas")
 
 // NewRedis connects to redis and checks both databases answer. A failure that means redis
 // is not reachable (yet) matches ErrUnavailable, so a caller that just started redis may
 // retry.
 func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	r := &Redis{
-		addr:    cfg.Addr,
-		ttl:     cfg.OverlayTTL,
-		models:  redis.NewClient(cfg.options(redisModelDB)),
-		records: redis.NewClient(cfg.options(redisRecordDB)),
+		addr:         cfg.describe(),
+		ttl:          cfg.OverlayTTL,
+		models:       cfg.newClient(redisModelDB),
+		records:      cfg.newClient(redisRecordDB),
+		waitReplicas: cfg.WaitReplicas,
+		waitTimeout:  cfg.WaitTimeout,
 	}
 	if err := r.Ping(ctx); err != nil {
 		_ = r.Close()
+		switch {
+		case redis.IsAuthError(err):
+			return nil, fmt.Errorf("%w (wrong or missing password: see --redis-password-file and, with sentinels, --redis-sentinel-password-file)", err)
+		case cfg.usesSentinel() && errors.Is(err, redis.Nil):
+			return nil, fmt.Errorf("redis: no sentinel of %s knows a master named %q (their \"sentinel monitor\" lines name it)",
+				strings.Join(cfg.SentinelAddrs, ","), cfg.MasterName)
+		}
 		return nil, err
 	}
 	return r, nil
 }
 
-// Addr returns the address of the redis server.
+// Addr returns the address of the redis server (with sentinels: the master's name and the
+// sentinels' addresses).
 func (r *Redis) Addr() string { return r.addr }
+
+// write sends a write through do. With WaitReplicas set it then waits, on the same
+// connection, until that many replicas confirm they have it: WAIT counts the writes of the
+// connection it is sent on, and cannot run inside MULTI (it would not block there).
+func (r *Redis) write(ctx context.Context, c *redis.Client, do func(redis.Cmdable) error) error {
+	if r.waitReplicas <= 0 {
+		return do(c)
+	}
+	conn := c.Conn()
+	defer conn.Close()
+	if err := do(conn); err != nil {
+		return err
+	}
+	n, err := conn.Wait(ctx, r.waitReplicas, r.waitTimeout).Result()
+	if err != nil {
+		return err
+	}
+	if n < int64(r.waitReplicas) {
+		return fmt.Errorf("%w: %d of %d within %v", errNotReplicated, n, r.waitReplicas, r.waitTimeout)
+	}
+	return nil
+}
+
+// transaction is write with the commands queue adds sent in one MULTI/EXEC.
+func (r *Redis) transaction(ctx context.Context, c *redis.Client, queue func(redis.Pipeliner)) error {
+	return r.write(ctx, c, func(c redis.Cmdable) error {
+		_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			queue(p)
+			return nil
+		})
+		return err
+	})
+}
 
 // wrap adds context to err and marks it ErrUnavailable when redis is unreachable.
 func (r *Redis) wrap(op string, err error) error {
@@ -198,14 +251,16 @@ func (r *Redis) PutModels(ctx context.Context, scope Scope, models []Model) erro
 		return nil // redis rejects an empty MSET/SADD/HSET
 	}
 	pairs := make([]any, 0, 2*len(models))
-	pipe := r.models.TxPipeline()
+	var queue func(redis.Pipeliner)
 	if scope.IsOverlay() {
 		for _, m := range models {
 			pairs = append(pairs, modelField(m.Key()), m.Attrs)
 		}
 		key := overlayKey(scope)
-		pipe.HSet(ctx, key, pairs...)
-		pipe.PExpire(ctx, key, r.ttl)
+		queue = func(pipe redis.Pipeliner) {
+			pipe.HSet(ctx, key, pairs...)
+			pipe.PExpire(ctx, key, r.ttl)
+		}
 	} else {
 		members := make([]any, 0, len(models))
 		for _, m := range models {
@@ -213,10 +268,12 @@ func (r *Redis) PutModels(ctx context.Context, scope Scope, models []Model) erro
 			pairs = append(pairs, name, m.Attrs)
 			members = append(members, name)
 		}
-		pipe.MSet(ctx, pairs...)
-		pipe.SAdd(ctx, docSetKey(scope.DocID), members...)
+		queue = func(pipe redis.Pipeliner) {
+			pipe.MSet(ctx, pairs...)
+			pipe.SAdd(ctx, docSetKey(scope.DocID), members...)
+		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := r.transaction(ctx, r.models, queue); err != nil {
 		return r.wrap("put models of "+scope.String(), err)
 	}
 	return nil
@@ -244,16 +301,18 @@ func (r *Redis) DeleteModels(ctx context.Context, scope Scope, keys []ModelKey) 
 	}
 	var err error
 	if scope.IsOverlay() {
-		err = r.models.HDel(ctx, overlayKey(scope), names...).Err()
+		err = r.write(ctx, r.models, func(c redis.Cmdable) error {
+			return c.HDel(ctx, overlayKey(scope), names...).Err()
+		})
 	} else {
 		members := make([]any, len(names))
 		for i, n := range names {
 			members[i] = n
 		}
-		pipe := r.models.TxPipeline()
-		pipe.SRem(ctx, docSetKey(scope.DocID), members...)
-		pipe.Del(ctx, names...)
-		_, err = pipe.Exec(ctx)
+		err = r.transaction(ctx, r.models, func(pipe redis.Pipeliner) {
+			pipe.SRem(ctx, docSetKey(scope.DocID), members...)
+			pipe.Del(ctx, names...)
+		})
 	}
 	if err != nil {
 		return r.wrap(op, err)
@@ -329,11 +388,14 @@ func (r *Redis) putRecord(ctx context.Context, kind, id string, v any, onlyNew b
 		return false, fmt.Errorf("redis: encode %s %q: %w", kind, id, err)
 	}
 	key := recordKey(kind, id)
-	if onlyNew {
-		created, err = r.records.SetNX(ctx, key, val, 0).Result()
-	} else {
-		created, err = true, r.records.Set(ctx, key, val, 0).Err()
-	}
+	err = r.write(ctx, r.records, func(c redis.Cmdable) (err error) {
+		if onlyNew {
+			created, err = c.SetNX(ctx, key, val, 0).Result()
+			return err
+		}
+		created = true
+		return c.Set(ctx, key, val, 0).Err()
+	})
 	if err != nil {
 		return false, r.wrap(fmt.Sprintf("write %s %q", kind, id), err)
 	}

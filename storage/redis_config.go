@@ -23,6 +23,11 @@ const DefaultRedisAddr = "127.0.0.1:7001"
 // fail with ErrUnavailable within a few seconds and go-redis reconnects later by itself.
 const defaultRedisTimeout = 2 * time.Second
 
+// DefaultRedisWaitTimeout is how long a write waits for its replicas (RedisConfig.WaitReplicas)
+// before it is refused: long enough for a replica busy with a large write, short enough that a
+// request does not hang when a replica is gone.
+const DefaultRedisWaitTimeout = time.Second
+
 // RedisConfig says how to reach redis. The databases are fixed by the layout (models in
 // db 2, records in db 3) and cannot be chosen.
 type RedisConfig struct {
@@ -30,10 +35,36 @@ type RedisConfig struct {
 	Username string // ACL user (redis 6+); empty for the default user
 	Password string
 	TLS      *tls.Config // nil for plain TCP
+
+	// SentinelAddrs (host:port), when set, replace Addr: the master is the one the Redis
+	// Sentinels report for MasterName, followed through failovers. SentinelPassword is the
+	// sentinels' own requirepass (Password stays the master's and replicas').
+	SentinelAddrs    []string
+	MasterName       string
+	SentinelPassword string
+
+	// WaitReplicas > 0 acknowledges a write only once that many replicas confirm they have
+	// it (redis WAIT), so that a failover cannot lose it. A write they do not confirm within
+	// WaitTimeout (DefaultRedisWaitTimeout if <= 0) fails with ErrUnavailable; it is complete
+	// on the master and may or may not survive a failover.
+	WaitReplicas int
+	WaitTimeout  time.Duration
+
 	// OverlayTTL is how long an overlay outlives its last write; DefaultOverlayTTL if <= 0.
 	OverlayTTL time.Duration
 	// DialTimeout bounds connecting, IOTimeout each read and write; 2 s if <= 0.
 	DialTimeout, IOTimeout time.Duration
+}
+
+// usesSentinel reports whether the master is found through Redis Sentinel.
+func (c RedisConfig) usesSentinel() bool { return len(c.SentinelAddrs) > 0 }
+
+// describe names the redis in error messages: its address, or the master and sentinels.
+func (c RedisConfig) describe() string {
+	if c.usesSentinel() {
+		return fmt.Sprintf("master %q of sentinels %s", c.MasterName, strings.Join(c.SentinelAddrs, ","))
+	}
+	return c.Addr
 }
 
 // withDefaults fills in the zero fields.
@@ -50,7 +81,55 @@ func (c RedisConfig) withDefaults() RedisConfig {
 	if c.IOTimeout <= 0 {
 		c.IOTimeout = defaultRedisTimeout
 	}
+	if c.WaitTimeout <= 0 {
+		c.WaitTimeout = DefaultRedisWaitTimeout
+	}
 	return c
+}
+
+// check refuses configurations that cannot work.
+func (c RedisConfig) check() error {
+	switch {
+	case c.usesSentinel() && c.MasterName == "":
+		return errors.New("redis: sentinels given without a master name")
+	case c.WaitReplicas < 0:
+		return fmt.Errorf("redis: %d replicas to wait for", c.WaitReplicas)
+	}
+	for _, a := range c.SentinelAddrs {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return fmt.Errorf("redis: sentinel address %q: want host:port", a)
+		}
+	}
+	return nil
+}
+
+// newClient returns a client of database db: a plain one, or a failover client that asks
+// the sentinels where the master is whenever it connects and drops its connections to a
+// former master as soon as a sentinel announces the switch.
+func (c RedisConfig) newClient(db int) *redis.Client {
+	o := c.options(db)
+	if !c.usesSentinel() {
+		return redis.NewClient(o)
+	}
+	return redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName:       c.MasterName,
+		SentinelAddrs:    c.SentinelAddrs,
+		SentinelPassword: c.SentinelPassword,
+		Username:         o.Username,
+		Password:         o.Password,
+		TLSConfig:        o.TLSConfig,
+		DB:               o.DB,
+		Protocol:         o.Protocol,
+		DisableIdentity:  o.DisableIdentity,
+
+		MaxRetries:            o.MaxRetries,
+		DialerRetries:         o.DialerRetries,
+		DialTimeout:           o.DialTimeout,
+		ReadTimeout:           o.ReadTimeout,
+		WriteTimeout:          o.WriteTimeout,
+		PoolTimeout:           o.PoolTimeout,
+		ContextTimeoutEnabled: o.ContextTimeoutEnabled,
+	})
 }
 
 // options returns the go-redis options for database db.
@@ -137,7 +216,12 @@ func redisUnavailable(err error) bool {
 		errors.As(err, &netErr):
 		return true
 	}
-	return redis.IsLoadingError(err) ||
+	// A failover shows as READONLY (a demoted master still connected) and NOREPLICAS
+	// (min-replicas-to-write) besides dead connections.
+	return errors.Is(err, errNotReplicated) ||
+		redis.IsLoadingError(err) ||
+		redis.IsReadOnlyError(err) ||
+		redis.IsNoReplicasError(err) ||
 		redis.IsMasterDownError(err) ||
 		redis.IsTryAgainError(err) ||
 		redis.IsClusterDownError(err) ||

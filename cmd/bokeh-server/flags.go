@@ -75,6 +75,15 @@ type options struct {
 	ScratchDoc     int64
 	ScratchViewer  int64
 
+	// Redis credentials (from files or the environment: no password on a command line),
+	// Sentinel and WAIT.
+	RedisPasswordFile    string
+	SentinelPasswordFile string
+	RedisSentinels       []string
+	RedisMaster          string
+	RedisWaitReplicas    int
+	RedisWaitTimeout     time.Duration
+
 	// Accepted for compatibility with the original's command line; they change nothing.
 	BlazeConfig   string
 	DataDirectory string
@@ -137,7 +146,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.DataDir, "data-dir", ".", "directory of the shelve backend's file (bokeh.db) and of the managed redis's data")
 	fs.StringVar(&o.RedisHost, "redis-host", "127.0.0.1", "redis host (redis backend)")
 	fs.IntVar(&o.RedisPort, "redis-port", 7001, "redis port to start and/or connect to (redis backend)")
-	fs.StringVar(&o.RedisURL, "redis-url", "", "redis URL with credentials/TLS, e.g. rediss://:pw@host:6379 (implies --no-start-redis)")
+	fs.StringVar(&o.RedisURL, "redis-url", "", "redis URL with user/TLS, e.g. rediss://bokeh@host:6379 (implies --no-start-redis); a password in it is visible to local users, give it with --redis-password-file")
+	fs.StringVar(&o.RedisPasswordFile, "redis-password-file", "", "file holding the redis password (default: $BOKEH_REDIS_PASSWORD); with --start-redis, the managed redis's password, which is otherwise made at its first start and kept in DATA-DIR/redis/password")
+	var sentinels string
+	fs.StringVar(&sentinels, "redis-sentinel", "", "comma-separated host:port of Redis Sentinels: use the master they report for --redis-master and follow its failovers (implies --no-start-redis; --redis-host/--redis-port are not used)")
+	fs.StringVar(&o.RedisMaster, "redis-master", "", "name of the master the --redis-sentinel sentinels monitor (their \"sentinel monitor NAME ...\" line)")
+	fs.StringVar(&o.SentinelPasswordFile, "redis-sentinel-password-file", "", "file holding the sentinels' own password (their requirepass), if they have one (default: $BOKEH_REDIS_SENTINEL_PASSWORD)")
+	fs.IntVar(&o.RedisWaitReplicas, "redis-wait-replicas", 0, "acknowledge a write only once this many redis replicas confirm they have it (redis WAIT), so that a failover cannot lose it; a write they do not confirm within --redis-wait-timeout answers 503")
+	fs.DurationVar(&o.RedisWaitTimeout, "redis-wait-timeout", storage.DefaultRedisWaitTimeout, "how long a write waits for --redis-wait-replicas")
 	fs.BoolVar(&o.StartRedis, "start-redis", true, "start a redis-server child for the redis backend")
 	fs.BoolVar(&o.NoStartRedis, "no-start-redis", false, "use an already running redis at --redis-host:--redis-port")
 	fs.StringVar(&o.RedisBin, "redis-server", "redis-server", "redis-server program started by --start-redis")
@@ -204,6 +220,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	case storage.BackendMemory, storage.BackendShelve, storage.BackendRedis:
 	default:
 		return nil, fmt.Errorf("--backend %q: must be redis, shelve or memory", o.Backend)
+	}
+	if err := o.checkRedisHA(sentinels, fs.Changed("start-redis")); err != nil {
+		return nil, err
 	}
 	if o.WSWorkers < 1 && !o.NoWSStart {
 		return nil, fmt.Errorf("--ws-workers %d: must be at least 1 (or use --no-ws-start)", o.WSWorkers)

@@ -173,25 +173,14 @@ func run(o *options, log *slog.Logger) error {
 		return err
 	}
 
-	var managed *managedRedis
 	cfg := storage.Config{Backend: o.Backend, DataDir: o.DataDir, OverlayTTL: o.OverlayTTL}
 	if o.Backend == storage.BackendRedis {
-		if o.RedisURL != "" {
-			if cfg.Redis, err = storage.RedisConfigFromURL(o.RedisURL); err != nil {
-				return err
-			}
-		} else {
-			cfg.Redis.Addr = net.JoinHostPort(o.RedisHost, strconv.Itoa(o.RedisPort))
+		var managed *managedRedis
+		if cfg.Redis, managed, err = redisSettings(ctx, o, log); err != nil {
+			return err
 		}
-		if o.StartRedis {
-			if managed, err = startManagedRedis(ctx, o.RedisBin, o.RedisPort, o.DataDir, log); err != nil {
-				return err
-			}
-			defer managed.Stop()
-			cfg.Redis.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(o.RedisPort))
-		}
+		defer managed.Stop()
 	}
-	cfg.Redis.OverlayTTL = o.OverlayTTL
 	store, err := openStorage(ctx, cfg, o.StorageWait, log)
 	if err != nil {
 		return fmt.Errorf("open %s storage: %w", o.Backend, err)
@@ -402,8 +391,13 @@ func printBanner(w io.Writer, o *options, addr, prefix string, cfg api.Config) {
 		backend += " (" + filepath.Join(o.DataDir, "bokeh.db") + ")"
 	case o.Backend == storage.BackendRedis && o.RedisURL != "":
 		backend += " (--redis-url)"
+	case o.Backend == storage.BackendRedis && len(o.RedisSentinels) > 0:
+		backend += fmt.Sprintf(" (master %q of sentinels %s)", o.RedisMaster, strings.Join(o.RedisSentinels, ", "))
 	case o.Backend == storage.BackendRedis:
 		backend += fmt.Sprintf(" (%s:%d, started here: %v)", o.RedisHost, o.RedisPort, o.StartRedis)
+	}
+	if o.Backend == storage.BackendRedis && o.RedisWaitReplicas > 0 {
+		backend += fmt.Sprintf(", writes wait for %d replica(s) up to %v", o.RedisWaitReplicas, o.RedisWaitTimeout)
 	}
 	workers := fmt.Sprintf("%d on ports %d-%d", o.WSWorkers, o.WSPort, o.WSPort+o.WSWorkers-1)
 	if o.NoWSStart {

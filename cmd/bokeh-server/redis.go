@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,10 +26,19 @@ import (
 // append-only file first, which takes a while for big datasets).
 const redisReadyWait = 60 * time.Second
 
+// The managed redis's files in DATA-DIR/redis, a directory only this user may enter.
+const (
+	managedRedisDir      = "redis"
+	managedRedisConf     = "redis.conf"
+	managedRedisPassword = "password" // made at the first start, kept for the next ones
+)
+
 // managedRedis is the redis-server child of --backend=redis --start-redis. It is restarted
-// with backoff when it dies (the API answers 503 meanwhile and recovers by itself).
+// with backoff when it dies (the API answers 503 meanwhile and recovers by itself). It
+// requires a password, which reaches it only in its configuration file.
 type managedRedis struct {
 	path, conf, addr string
+	password         string
 	port             int
 	log              *slog.Logger
 
@@ -36,12 +50,16 @@ type managedRedis struct {
 	done     chan struct{} // closed when the supervisor has stopped
 }
 
-// redisConfig is the generated configuration: loopback only, data in dir, durable appends
-// fsynced every second (the original's "save 10 1" snapshots could lose ten seconds).
-func redisConfig(port int, dir string) string {
+// managedRedisConfig is the generated configuration: loopback only, a password, data in
+// dir, durable appends fsynced every second (the original's "save 10 1" snapshots could
+// lose ten seconds). With set-proc-title off, its command line stays the one it was
+// started with (program and configuration file), as ps and tests see it.
+func managedRedisConfig(port int, dir, password string) string {
 	return fmt.Sprintf(`port %d
 bind 127.0.0.1
 protected-mode yes
+requirepass %s
+set-proc-title no
 daemonize no
 databases 16
 dir %s
@@ -52,10 +70,103 @@ appendfsync everysec
 appendfilename "bokeh.aof"
 loglevel warning
 logfile ""
-`, port, strconv.Quote(dir))
+`, port, redisQuote(password), redisQuote(dir))
 }
 
-func startManagedRedis(ctx context.Context, bin string, port int, dataDir string, log *slog.Logger) (*managedRedis, error) {
+// redisQuote spells v as a double-quoted string of redis's configuration syntax, which
+// reads \xHH, \" and \\ escapes.
+func redisQuote(v string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// managedPassword returns the password kept in dir (managedRedisPassword), making a random
+// one at the first start. Keeping it lets a restarted server, and operators (redis-cli),
+// reach the same data; a dataset of a release without passwords is served as is, under
+// the new password.
+func managedPassword(dir string) (password string, made bool, err error) {
+	path := filepath.Join(dir, managedRedisPassword)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := os.Chmod(path, 0o600); err != nil {
+			return "", false, fmt.Errorf("managed redis password: %w", err)
+		}
+		if password = strings.TrimRight(string(b), "\r\n"); password == "" {
+			return "", false, fmt.Errorf("managed redis password file %s is empty: delete it to make a new password", path)
+		}
+		return password, false, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", false, fmt.Errorf("managed redis password: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", false, err
+	}
+	password = hex.EncodeToString(raw)
+	if err := writePrivateFile(path, password+"\n"); err != nil {
+		return "", false, fmt.Errorf("managed redis password: %w", err)
+	}
+	return password, true, nil
+}
+
+// writePrivateFile replaces path with content, readable by this user only, at once (a
+// crash leaves the old file or the new one).
+func writePrivateFile(path, content string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*") // mode 0600
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(content)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
+	return err
+}
+
+// privateDir makes dir (and its parents) if missing and lets only this user enter it.
+func privateDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := info.Mode().Perm(); perm != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return err
+		}
+		log.Info("managed redis data dir made private", "dir", dir, "was", fmt.Sprintf("%#o", perm))
+	}
+	return nil
+}
+
+// startManagedRedis starts redis-server on 127.0.0.1:port with its files in
+// DATA-DIR/redis. password is the one to require; empty means the one kept there.
+func startManagedRedis(ctx context.Context, bin string, port int, dataDir, password string, log *slog.Logger) (*managedRedis, error) {
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		return nil, fmt.Errorf("--start-redis: %q not found: install redis-server (make setup does) or run your own redis and pass --no-start-redis", bin)
@@ -66,18 +177,29 @@ func startManagedRedis(ctx context.Context, bin string, port int, dataDir string
 	} else {
 		l.Close()
 	}
-	dir, err := filepath.Abs(filepath.Join(dataDir, "redis"))
+	dir, err := filepath.Abs(filepath.Join(dataDir, managedRedisDir))
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := privateDir(dir, log); err != nil {
 		return nil, fmt.Errorf("redis data dir: %w", err)
 	}
-	conf := filepath.Join(dir, "redis.conf")
-	if err := os.WriteFile(conf, []byte(redisConfig(port, dir)), 0o600); err != nil {
+	passwordFrom := "--redis-password-file or $BOKEH_REDIS_PASSWORD"
+	if password == "" {
+		var made bool
+		if password, made, err = managedPassword(dir); err != nil {
+			return nil, err
+		}
+		passwordFrom = filepath.Join(dir, managedRedisPassword)
+		if made {
+			log.Info("managed redis: made a password", "file", passwordFrom)
+		}
+	}
+	conf := filepath.Join(dir, managedRedisConf)
+	if err := writePrivateFile(conf, managedRedisConfig(port, dir, password)); err != nil {
 		return nil, fmt.Errorf("redis config: %w", err)
 	}
-	m := &managedRedis{path: path, conf: conf, addr: addr, port: port, log: log,
+	m := &managedRedis{path: path, conf: conf, addr: addr, password: password, port: port, log: log,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if err := m.start(); err != nil {
 		return nil, err
@@ -87,7 +209,7 @@ func startManagedRedis(ctx context.Context, bin string, port int, dataDir string
 		m.kill()
 		return nil, err
 	}
-	log.Info("managed redis started", "addr", addr, "dir", dir, "pid", m.pid())
+	log.Info("managed redis started", "addr", addr, "dir", dir, "password_from", passwordFrom, "pid", m.pid())
 	go m.supervise()
 	return m, nil
 }
@@ -168,7 +290,7 @@ func (m *managedRedis) supervise() {
 }
 
 func (m *managedRedis) waitReady(ctx context.Context) error {
-	client := redis.NewClient(&redis.Options{Addr: m.addr, DialTimeout: time.Second, MaxRetries: -1})
+	client := redis.NewClient(&redis.Options{Addr: m.addr, Password: m.password, DialTimeout: time.Second, MaxRetries: -1})
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(ctx, redisReadyWait)
 	defer cancel()

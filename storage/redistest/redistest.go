@@ -22,13 +22,19 @@ import (
 const readyTimeout = 10 * time.Second
 
 // Server is a redis-server child process listening on 127.0.0.1:Port with its files in Dir.
+// Its settings are in the file Conf (never on its command line), which redis itself may
+// rewrite (a sentinel reconfiguring it), and which a restart reads again.
 type Server struct {
-	Addr string
-	Port int
-	Dir  string
+	Addr     string
+	Port     int
+	Dir      string
+	Conf     string
+	Password string // requirepass (and masterauth of a replica); "" for none
 
-	bin string
-	aof bool
+	bin       string
+	aof       bool
+	replicaOf *Server
+	sentinel  string // sentinel mode: the configuration lines after the common ones
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -44,30 +50,54 @@ type Option func(*Server)
 // the server under test.)
 func WithAOF() Option { return func(s *Server) { s.aof = true } }
 
+// WithPassword makes the server require password (requirepass), and use it to
+// authenticate to its master (masterauth).
+func WithPassword(password string) Option { return func(s *Server) { s.Password = password } }
+
+// WithReplicaOf makes the server a replica of master.
+func WithReplicaOf(master *Server) Option { return func(s *Server) { s.replicaOf = master } }
+
 // Start starts redis-server on a free port and waits until it answers PING. The server is
 // killed when the test ends, whatever its outcome.
 func Start(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	s := newServer(tb, opts)
+	s.launch(tb)
+	return s
+}
+
+func newServer(tb testing.TB, opts []Option) *Server {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redistest: redis-server is not installed (%v); run the project's set-up, scripts/setup.sh, which installs the Debian package redis-server", err)
 	}
 	s := &Server{bin: bin, Dir: tb.TempDir()}
+	s.Conf = filepath.Join(s.Dir, "redis.conf")
 	for _, o := range opts {
 		o(s)
 	}
 	// Registered after TempDir, so it runs first: redis must be gone before its dir is.
 	tb.Cleanup(s.Kill)
-	// Another process may take the port between our probe and redis binding it; retry.
+	return s
+}
+
+// launch writes the configuration for a free port and starts the server. Another process
+// may take the port between our probe and redis binding it; so it retries.
+func (s *Server) launch(tb testing.TB) {
+	tb.Helper()
 	for attempt := 0; ; attempt++ {
 		port, err := freePort()
 		if err != nil {
 			tb.Fatalf("redistest: %v", err)
 		}
 		s.Port, s.Addr = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if err := os.WriteFile(s.Conf, []byte(s.config()), 0o600); err != nil {
+			tb.Fatalf("redistest: %v", err)
+		}
 		err = s.start()
 		if err == nil {
-			return s
+			return
 		}
 		if attempt == 2 {
 			tb.Fatalf("redistest: %v", err)
@@ -75,8 +105,64 @@ func Start(tb testing.TB, opts ...Option) *Server {
 	}
 }
 
-// Restart stops the server if it runs and starts it again on the same port and dir, waiting
-// until it answers PING (so with WithAOF the data is loaded when Restart returns).
+// config is the server's configuration file.
+func (s *Server) config() string {
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	line("port %d", s.Port)
+	line("bind 127.0.0.1")
+	line("protected-mode yes")
+	line("daemonize no")
+	line("dir %s", quote(s.Dir))
+	line("loglevel warning")
+	line(`logfile ""`)
+	if s.Password != "" {
+		line("requirepass %s", quote(s.Password))
+	}
+	if s.sentinel != "" {
+		b.WriteString(s.sentinel)
+		return b.String()
+	}
+	line(`save ""`)
+	if s.aof {
+		line("appendonly yes")
+		line("appendfsync always")
+	} else {
+		line("appendonly no")
+	}
+	// Replicas sync at once (the default waits 5 s for more replicas to share the transfer).
+	line("repl-diskless-sync-delay 0")
+	if s.Password != "" {
+		line("masterauth %s", quote(s.Password))
+	}
+	if s.replicaOf != nil {
+		line("replicaof 127.0.0.1 %d", s.replicaOf.Port)
+	}
+	return b.String()
+}
+
+// quote spells v as a double-quoted string of redis's configuration syntax.
+func quote(v string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Restart stops the server if it runs and starts it again on the same port, dir and
+// configuration file, waiting until it answers PING (so with WithAOF the data is loaded when
+// Restart returns).
 func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
 	s.Stop()
@@ -90,6 +176,16 @@ func (s *Server) Stop() { s.signal(syscall.SIGTERM) }
 
 // Kill kills the server with SIGKILL, like a crash, and waits for it.
 func (s *Server) Kill() { s.signal(syscall.SIGKILL) }
+
+// Pid is the server's process id, 0 when it is not running.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
 
 func (s *Server) signal(sig syscall.Signal) {
 	s.mu.Lock()
@@ -119,15 +215,9 @@ func (s *Server) start() error {
 		return fmt.Errorf("log file: %w", err)
 	}
 	defer logFile.Close() // the child has its own descriptor
-	args := []string{
-		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
-		"--save", "", "--dir", s.Dir, "--daemonize", "no", "--protected-mode", "yes",
-		"--loglevel", "warning",
-	}
-	if s.aof {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		args = append(args, "--appendonly", "no")
+	args := []string{s.Conf}
+	if s.sentinel != "" {
+		args = append(args, "--sentinel")
 	}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.Dir
@@ -141,7 +231,7 @@ func (s *Server) start() error {
 		_ = cmd.Wait()
 		close(done)
 	}()
-	if err := waitReady(s.Addr, done); err != nil {
+	if err := waitReady(s.Addr, s.Password, done); err != nil {
 		_ = cmd.Process.Kill()
 		<-done
 		return fmt.Errorf("redis-server on %s: %w; log:\n%s", s.Addr, err, tail(logPath))
@@ -150,12 +240,15 @@ func (s *Server) start() error {
 	return nil
 }
 
+// Log returns the end of the server's log.
+func (s *Server) Log() string { return tail(filepath.Join(s.Dir, "redis.log")) }
+
 // waitReady polls PING until redis answers PONG (not -LOADING), the process exits, or
 // readyTimeout passes.
-func waitReady(addr string, exited <-chan struct{}) error {
+func waitReady(addr, password string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		if ping(addr) == nil {
+		if ping(addr, password) == nil {
 			return nil
 		}
 		select {
@@ -169,17 +262,29 @@ func waitReady(addr string, exited <-chan struct{}) error {
 	}
 }
 
-func ping(addr string) error {
+func ping(addr, password string) error {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	r := bufio.NewReader(conn)
+	if password != "" {
+		auth := fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password)
+		if _, err := conn.Write([]byte(auth)); err != nil {
+			return err
+		}
+		if line, err := r.ReadString('\n'); err != nil {
+			return err
+		} else if strings.TrimSpace(line) != "+OK" {
+			return fmt.Errorf("AUTH answered %q", strings.TrimSpace(line))
+		}
+	}
 	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}

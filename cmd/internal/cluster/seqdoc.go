@@ -24,6 +24,7 @@ type SeqDoc struct {
 	ReadKey  string // readonlyapikey, as bokehinfo hands it to BokehJS
 	WriteKey string // apikey, from getdocapikey
 	Topic    string // bokehplot:<docid>
+	Context  string // the PlotContext's id
 	IDs      []string
 	Points   int // data points per write (payload size)
 	Username string
@@ -46,7 +47,7 @@ func NewSeqDocVia(tb testing.TB, client *http.Client, root, title string, n, poi
 	pc.HTTP.Transport = client.Transport
 	pc.UseDoc(tb, title)
 	ctx, _ := pc.LoadDocument(tb)
-	d := &SeqDoc{Root: pc.Root, DocID: pc.DocID, WriteKey: pc.APIKey, Topic: "bokehplot:" + pc.DocID,
+	d := &SeqDoc{Root: pc.Root, DocID: pc.DocID, WriteKey: pc.APIKey, Topic: "bokehplot:" + pc.DocID, Context: ctx.ID,
 		Points: points, Username: pc.Username, UserKey: pc.UserAPIKey, HTTP: client}
 	var children []string
 	var models []string

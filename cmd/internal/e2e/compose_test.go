@@ -15,12 +15,18 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bokeh-go/bokeh-server/api/apitest"
 	"github.com/bokeh-go/bokeh-server/cmd/internal/cluster"
 )
 
-const composeSecret = "compose-test-secret"
+const (
+	composeSecret        = "compose-test-secret"
+	composeRedisPassword = "0123456789abcdef0123456789abcdef"
+	// composeRedisSecret is where compose puts the redis password in the containers.
+	composeRedisSecret = "/run/secrets/redis_password"
+)
 
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
@@ -32,7 +38,8 @@ func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
 	root := repoRoot()
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
-		cli.WithWorkingDirectory(root), cli.WithEnv([]string{"BOKEH_SECRET_KEY=" + composeSecret}))
+		cli.WithWorkingDirectory(root), cli.WithEnv([]string{"BOKEH_SECRET_KEY=" + composeSecret,
+			"BOKEH_REDIS_PASSWORD=" + composeRedisPassword}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +109,7 @@ func TestComposeFile(t *testing.T) {
 		t.Errorf("api must connect to the forwarder and start neither workers nor redis: %v", apiArgs)
 	}
 	checkComposeCurve(t, p, workers)
+	checkComposeRedisPassword(t, p)
 	b := cluster.Build(t)
 	keys := makeComposeKeys(t, p, b)
 	for name, svc := range p.Services {
@@ -177,12 +185,47 @@ func withKeys(args []string, dir string) []string {
 	return out
 }
 
+// checkComposeRedisPassword: redis requires the password of the secret redis_password, read
+// from $BOKEH_REDIS_PASSWORD, and gets it, like the API, as a file: no command line holds it.
+func checkComposeRedisPassword(t *testing.T, p *types.Project) {
+	t.Helper()
+	secret, ok := p.Secrets["redis_password"]
+	if !ok || secret.Environment != "BOKEH_REDIS_PASSWORD" {
+		t.Errorf("secret redis_password: %+v; want it read from $BOKEH_REDIS_PASSWORD", secret)
+	}
+	for _, name := range []string{"redis", "api"} {
+		if !slices.ContainsFunc(p.Services[name].Secrets, func(s types.ServiceSecretConfig) bool { return s.Source == "redis_password" }) {
+			t.Errorf("service %s does not get the secret redis_password", name)
+		}
+	}
+	redisArgs := argv(p.Services["redis"])
+	if script := strings.Join(redisArgs, " "); !strings.Contains(script, "requirepass") || !strings.Contains(script, composeRedisSecret) {
+		t.Errorf("redis does not take requirepass from %s: %q", composeRedisSecret, redisArgs)
+	}
+	if got := flagValue(argv(p.Services["api"]), "--redis-password-file"); got != composeRedisSecret {
+		t.Errorf("api --redis-password-file %q, want %s", got, composeRedisSecret)
+	}
+	for name, svc := range p.Services {
+		for _, a := range argv(svc) {
+			if strings.Contains(a, composeRedisPassword) {
+				t.Errorf("service %s has the redis password on its command line: %q", name, a)
+			}
+		}
+		for k, v := range svc.Environment {
+			if v != nil && *v == composeRedisPassword {
+				t.Errorf("service %s has the redis password in its environment (%s)", name, k)
+			}
+		}
+	}
+}
+
 // localTopology rewrites compose commands to run on this machine: service host names become
-// 127.0.0.1 and every service port gets a free local port.
+// 127.0.0.1, every service port gets a free local port, and secret files are local files.
 type localTopology struct {
-	t     *testing.T
-	ports map[string]int // "service:port" -> local port
-	keys  string         // the directory standing for the zmq-keys volume
+	t       *testing.T
+	ports   map[string]int    // "service:port" -> local port
+	keys    string            // the directory standing for the zmq-keys volume
+	secrets map[string]string // path in the containers -> local file
 }
 
 var addrPattern = regexp.MustCompile(`^(tcp|http|https)://([A-Za-z0-9_.-]+):(\d+)(.*)$`)
@@ -198,6 +241,9 @@ func (l *localTopology) port(service, port string) string {
 func (l *localTopology) rewrite(p *types.Project, self string, args []string) []string {
 	out := withKeys(args, l.keys)
 	for i := 0; i < len(out); i++ {
+		for path, local := range l.secrets {
+			out[i] = strings.ReplaceAll(out[i], path, local)
+		}
 		a := out[i]
 		if m := addrPattern.FindStringSubmatch(a); m != nil {
 			owner := m[2]
@@ -236,17 +282,28 @@ func (l *localTopology) rewrite(p *types.Project, self string, args []string) []
 func TestComposeTopologyLocally(t *testing.T) {
 	p := loadCompose(t)
 	b := cluster.Build(t)
-	l := &localTopology{t: t, ports: map[string]int{}, keys: makeComposeKeys(t, p, b)}
+	secret := filepath.Join(t.TempDir(), "redis_password")
+	if err := os.WriteFile(secret, []byte(composeRedisPassword), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	l := &localTopology{t: t, ports: map[string]int{}, keys: makeComposeKeys(t, p, b),
+		secrets: map[string]string{composeRedisSecret: secret}}
 	env := []string{"BOKEH_SECRET_KEY=" + composeSecret}
 	start := func(name string) *cluster.Proc {
 		args := l.rewrite(p, name, argv(p.Services[name]))
-		bin := map[string]string{"bokeh-server": b.Server, "ws-worker": b.Worker, "redis-server": "redis-server"}[args[0]]
-		if args[0] == "redis-server" {
+		bin := map[string]string{"bokeh-server": b.Server, "ws-worker": b.Worker, "sh": "sh"}[args[0]]
+		if name == "redis" {
 			args = append(args, "--dir", t.TempDir(), "--bind", "127.0.0.1")
 		}
 		return cluster.StartProc(t, name, bin, args[1:], env)
 	}
-	start("redis")
+	redisProc := start("redis")
+	redisAddr := "127.0.0.1:" + l.port("redis", "6379")
+	waitRedis(t, redisProc, redisAddr, composeRedisPassword)
+	wantAuthRefused(t, redisAddr, "")
+	if args := cmdline(t, redisProc.Pid()); strings.Contains(strings.Join(args, " "), composeRedisPassword) {
+		t.Errorf("redis's command line holds the password: %q", args)
+	}
 	start("forwarder")
 	apiProc := start("api")
 	apiRoot := "http://127.0.0.1:" + l.port("api", "5006") + "/"
@@ -286,5 +343,24 @@ func TestComposeTopologyLocally(t *testing.T) {
 		if !ok || !strings.HasPrefix(frame, "bokehplot:"+c.DocID+":") || !strings.Contains(frame, plot.Source.ID) {
 			t.Errorf("client of worker %d got %q, %v", i, frame, ok)
 		}
+	}
+	wantKeys(t, redisAddr, composeRedisPassword, c.DocID, len(plot.Models))
+}
+
+// waitRedis waits (bounded) until redis at addr answers PING with password.
+func waitRedis(t *testing.T, p *cluster.Proc, addr, password string) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1, DialTimeout: time.Second})
+	defer c.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := c.Ping(t.Context()).Err()
+		if err == nil {
+			return
+		}
+		if !p.Running() || time.Now().After(deadline) {
+			t.Fatalf("redis of the compose file not ready (%v); log:\n%s", err, p.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -99,8 +99,9 @@ func marker(docid string, seq int64) (id, model string) {
 
 // outage describes how a redis outage is caused and ended in TestFaultRedisRestartMidStream.
 type outage struct {
-	server    *cluster.Server
-	redisAddr string
+	server        *cluster.Server
+	redisAddr     string
+	redisPassword string
 	// clientsStay: the websocket clients must not notice the outage at all.
 	clientsStay bool
 	down        func(t *testing.T)
@@ -124,6 +125,7 @@ func TestFaultRedisRestartMidStream(t *testing.T) {
 		s := cluster.StartServer(t, b, cluster.ServerOptions{Backend: "redis", StartRedis: true, RedisPort: port})
 		var redisPid int
 		redisOutage(t, outage{server: s, redisAddr: fmt.Sprintf("127.0.0.1:%d", port),
+			redisPassword: s.ManagedRedisPassword(t),
 			down: func(t *testing.T) {
 				pids := childrenNamed(s.Pid(), "redis-server")
 				if len(pids) != 1 {
@@ -225,7 +227,7 @@ func redisOutage(t *testing.T, o outage) {
 	caught := waitCaughtUp(t, v)
 	sum := v.Check(t, doc.Stored(t))
 
-	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr, DB: 2})
+	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr, Password: o.redisPassword, DB: 2})
 	defer rdb.Close()
 	ctx := context.Background()
 	for _, sq := range acked {
