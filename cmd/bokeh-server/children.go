@@ -7,8 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/bokeh-go/bokeh-server/cmd/internal/curvekeys"
 )
 
 // spawner starts child processes that die with this process, even on SIGKILL. Linux
@@ -72,6 +76,19 @@ func prefixLines(w io.Writer, prefix string, r io.Reader) {
 	}
 }
 
+// secretEnv lists the variables of this process's environment that hold its own secrets:
+// a child gets them only when the caller passes them on (workers get the secret key and
+// keys of their own), never by inheritance (a managed redis needs none of them).
+var secretEnv = []string{"BOKEH_SECRET_KEY", curvekeys.EnvSecret, curvekeys.EnvServerKey}
+
+// childEnviron is this process's environment without secretEnv.
+func childEnviron() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(secretEnv, name)
+	})
+}
+
 // startChild starts a program whose output goes to our stderr with a prefix. The returned
 // channel yields its exit error once output is drained.
 func startChild(prefix, bin string, args, env []string) (*exec.Cmd, <-chan error, error) {
@@ -83,7 +100,7 @@ func startChild(prefix, bin string, args, env []string) (*exec.Cmd, <-chan error
 // sent. Callers use it to stop handing out a dead child without waiting for that.
 func startChildNotify(prefix, bin string, args, env []string, outputClosed func()) (*exec.Cmd, <-chan error, error) {
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(childEnviron(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", bin, err)

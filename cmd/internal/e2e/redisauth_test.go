@@ -160,8 +160,16 @@ func TestRedisPasswordFlags(t *testing.T) {
 		t.Errorf("children of bokeh-server: %v; want redis and a worker", children)
 	}
 	for _, pid := range children {
-		if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ"); err == nil && strings.Contains(string(b), chosen) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err != nil {
+			continue
+		}
+		if strings.Contains(string(b), chosen) {
 			t.Errorf("child %q inherited the redis password in its environment", cmdline(t, pid))
+		}
+		// The secret key reaches the worker on purpose (it needs it), redis never.
+		if name := strings.Join(cmdline(t, pid), " "); strings.Contains(name, "redis-server") && strings.Contains(string(b), own.Opts.SecretKey) {
+			t.Errorf("the managed redis %q inherited the secret key", name)
 		}
 	}
 }
