@@ -48,7 +48,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case errors.Is(err, storage.ErrInvalidKey):
 		code, msg = http.StatusBadRequest, err.Error()
 	case errors.Is(err, storage.ErrUnavailable):
-		code, msg = http.StatusServiceUnavailable, "storage unavailable, nothing was changed; retry later"
+		// Usually nothing was written; but a write whose confirmation failed (a lost reply,
+		// too few replicas within --redis-wait-replicas' timeout) may have been, so say
+		// what holds either way: it was not confirmed, and repeating it is safe.
+		code, msg = http.StatusServiceUnavailable, "storage unavailable: the change was not confirmed; repeating it is safe, retry shortly"
+		c.Response().Header().Set("Retry-After", "1")
 		s.metrics.storageError(err)
 		s.log.Warn("storage unavailable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	case errors.Is(err, context.Canceled):
