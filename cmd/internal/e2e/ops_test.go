@@ -144,6 +144,10 @@ func TestExternalRedisOutage(t *testing.T) {
 			t.Errorf("write %d during the outage: %d, want 503", 50+i, st)
 		}
 	}
+	if r := c.Push(t, []byte(`[{"type": "Range1d", "attributes": {"id": "hint", "start": 0}}]`)); r.Status != http.StatusServiceUnavailable ||
+		r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), "repeating it is safe") {
+		t.Errorf("a refused write says how to go on: %d, Retry-After %q, %s", r.Status, r.Header.Get("Retry-After"), r.Body)
+	}
 	ready := apitest.Get(t, s.Base+"/readyz", nil)
 	if ready.Status != http.StatusServiceUnavailable || !strings.Contains(string(ready.Body), "storage") {
 		t.Errorf("/readyz during the outage: %d %s", ready.Status, ready.Body)
