@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -16,6 +15,8 @@ import (
 type Memory struct {
 	ttl time.Duration
 	now func() time.Time // time.Now; tests move it to expire overlays without sleeping
+
+	recordAccess // Doc, PutDoc, User, PutUser, CreateUser over loadRecord and storeRecord
 
 	mu        sync.RWMutex
 	docs      map[string]map[ModelKey][]byte
@@ -42,7 +43,7 @@ func NewMemory(overlayTTL time.Duration) *Memory {
 	if overlayTTL <= 0 {
 		overlayTTL = DefaultOverlayTTL
 	}
-	return &Memory{
+	m := &Memory{
 		ttl:       overlayTTL,
 		now:       time.Now,
 		docs:      make(map[string]map[ModelKey][]byte),
@@ -52,6 +53,8 @@ func NewMemory(overlayTTL time.Duration) *Memory {
 		userRecs:  make(map[string][]byte),
 		docExpiry: make(map[string]time.Time),
 	}
+	m.recordAccess = recordAccess{kv: m, name: "memory"}
+	return m
 }
 
 // scopeModels returns the live model map of scope, or nil. The caller holds mu.
@@ -176,77 +179,33 @@ func (m *Memory) DeleteModels(_ context.Context, scope Scope, keys []ModelKey) e
 	return nil
 }
 
-// Doc implements Records.
-func (m *Memory) Doc(_ context.Context, docid string) (Doc, error) {
-	var d Doc
-	if err := m.getRecord(m.docRecs, "doc", docid, &d); err != nil {
-		return Doc{}, err
+// records is the map holding the records of kind.
+func (m *Memory) records(kind string) map[string][]byte {
+	if kind == "user" {
+		return m.userRecs
 	}
-	return d, nil
+	return m.docRecs
 }
 
-// PutDoc implements Records.
-func (m *Memory) PutDoc(_ context.Context, doc Doc) error {
-	_, err := m.putRecord(m.docRecs, "doc", doc.DocID, doc, false)
-	return err
-}
-
-// User implements Records.
-func (m *Memory) User(_ context.Context, username string) (User, error) {
-	var u User
-	if err := m.getRecord(m.userRecs, "user", username, &u); err != nil {
-		return User{}, err
-	}
-	return u, nil
-}
-
-// PutUser implements Records.
-func (m *Memory) PutUser(_ context.Context, user User) error {
-	_, err := m.putRecord(m.userRecs, "user", user.Username, user, false)
-	return err
-}
-
-// CreateUser implements Records.
-func (m *Memory) CreateUser(_ context.Context, user User) error {
-	created, err := m.putRecord(m.userRecs, "user", user.Username, user, true)
-	if err != nil {
-		return err
-	}
-	if !created {
-		return fmt.Errorf("memory: create user %q: %w", user.Username, ErrExists)
-	}
-	return nil
-}
-
-func (m *Memory) getRecord(recs map[string][]byte, kind, id string, v any) error {
+func (m *Memory) loadRecord(_ context.Context, kind, id string) ([]byte, error) {
 	m.mu.RLock()
-	b, ok := recs[id]
+	b, ok := m.records(kind)[id]
 	m.mu.RUnlock()
 	if !ok {
-		return fmt.Errorf("memory: %s %q: %w", kind, id, ErrNotFound)
+		return nil, fmt.Errorf("memory: %s %q: %w", kind, id, ErrNotFound)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("memory: decode %s %q: %w", kind, id, err)
-	}
-	return nil
+	return b, nil
 }
 
-// putRecord stores v under id, or with onlyNew leaves an existing record alone and reports
-// created == false; the check and the write happen under one lock.
-func (m *Memory) putRecord(recs map[string][]byte, kind, id string, v any, onlyNew bool) (created bool, err error) {
-	if err := checkID(kind, id); err != nil {
-		return false, fmt.Errorf("memory: put %s: %w", kind, err)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return false, fmt.Errorf("memory: encode %s %q: %w", kind, id, err)
-	}
+// storeRecord checks and writes under one lock.
+func (m *Memory) storeRecord(_ context.Context, kind, id string, text []byte, onlyNew bool) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	recs := m.records(kind)
 	if _, ok := recs[id]; ok && onlyNew {
 		return false, nil
 	}
-	recs[id] = b
+	recs[id] = text
 	return true, nil
 }
 

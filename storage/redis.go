@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -23,6 +22,8 @@ const (
 // are this server's own: HASH overlay:<docid>:<temp> in db 2, field <type>:<id> → attrs,
 // expiring OverlayTTL after its last write.
 type Redis struct {
+	recordAccess // Doc, PutDoc, User, PutUser, CreateUser over loadRecord and storeRecord
+
 	addr    string // or the master and sentinels, for messages
 	ttl     time.Duration
 	models  *redis.Client // db 2
@@ -54,6 +55,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		waitReplicas: cfg.WaitReplicas,
 		waitTimeout:  cfg.WaitTimeout,
 	}
+	r.recordAccess = recordAccess{kv: r, name: "redis " + r.addr}
 	if err := r.Ping(ctx); err != nil {
 		_ = r.Close()
 		switch {
@@ -320,81 +322,28 @@ func (r *Redis) DeleteModels(ctx context.Context, scope Scope, keys []ModelKey) 
 	return nil
 }
 
-// Doc implements Records.
-func (r *Redis) Doc(ctx context.Context, docid string) (Doc, error) {
-	var d Doc
-	if err := r.getRecord(ctx, "doc", docid, &d); err != nil {
-		return Doc{}, err
-	}
-	return d, nil
-}
-
-// PutDoc implements Records.
-func (r *Redis) PutDoc(ctx context.Context, doc Doc) error {
-	_, err := r.putRecord(ctx, "doc", doc.DocID, doc, false)
-	return err
-}
-
-// User implements Records.
-func (r *Redis) User(ctx context.Context, username string) (User, error) {
-	var u User
-	if err := r.getRecord(ctx, "user", username, &u); err != nil {
-		return User{}, err
-	}
-	return u, nil
-}
-
-// PutUser implements Records.
-func (r *Redis) PutUser(ctx context.Context, user User) error {
-	_, err := r.putRecord(ctx, "user", user.Username, user, false)
-	return err
-}
-
-// CreateUser implements Records with SET NX, the atomic form of the original's
-// WATCH/GET/MULTI/SET.
-func (r *Redis) CreateUser(ctx context.Context, user User) error {
-	created, err := r.putRecord(ctx, "user", user.Username, user, true)
-	if err != nil {
-		return err
-	}
-	if !created {
-		return fmt.Errorf("redis %s: create user %q: %w", r.addr, user.Username, ErrExists)
-	}
-	return nil
-}
-
-func (r *Redis) getRecord(ctx context.Context, kind, id string, v any) error {
+func (r *Redis) loadRecord(ctx context.Context, kind, id string) ([]byte, error) {
 	b, err := r.records.Get(ctx, recordKey(kind, id)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return fmt.Errorf("redis %s: %s %q: %w", r.addr, kind, id, ErrNotFound)
+		return nil, fmt.Errorf("redis %s: %s %q: %w", r.addr, kind, id, ErrNotFound)
 	}
 	if err != nil {
-		return r.wrap(fmt.Sprintf("read %s %q", kind, id), err)
+		return nil, r.wrap(fmt.Sprintf("read %s %q", kind, id), err)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("redis %s: decode %s %q: %w", r.addr, kind, id, err)
-	}
-	return nil
+	return b, nil
 }
 
-// putRecord stores v as the record kind:id; with onlyNew it uses SET NX and reports
-// created == false if the record existed.
-func (r *Redis) putRecord(ctx context.Context, kind, id string, v any, onlyNew bool) (created bool, err error) {
-	if err := checkID(kind, id); err != nil {
-		return false, fmt.Errorf("redis: put %s: %w", kind, err)
-	}
-	val, err := json.Marshal(v)
-	if err != nil {
-		return false, fmt.Errorf("redis: encode %s %q: %w", kind, id, err)
-	}
+// storeRecord stores with SET, or SET NX (the atomic form of the original's
+// WATCH/GET/MULTI/SET) for onlyNew.
+func (r *Redis) storeRecord(ctx context.Context, kind, id string, text []byte, onlyNew bool) (created bool, err error) {
 	key := recordKey(kind, id)
 	err = r.write(ctx, r.records, func(c redis.Cmdable) (err error) {
 		if onlyNew {
-			created, err = c.SetNX(ctx, key, val, 0).Result()
+			created, err = c.SetNX(ctx, key, text, 0).Result()
 			return err
 		}
 		created = true
-		return c.Set(ctx, key, val, 0).Err()
+		return c.Set(ctx, key, text, 0).Err()
 	})
 	if err != nil {
 		return false, r.wrap(fmt.Sprintf("write %s %q", kind, id), err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -27,6 +26,8 @@ import (
 //	records/model:user:<username>         User JSON
 //	doc-expiry, doc-expiry-order          documents' due times (expiry_shelve.go)
 type Shelve struct {
+	recordAccess // Doc, PutDoc, User, PutUser, CreateUser over loadRecord and storeRecord
+
 	db   *bolt.DB
 	path string
 	ttl  time.Duration
@@ -81,7 +82,9 @@ func OpenShelve(path string, overlayTTL time.Duration) (*Shelve, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("shelve: initialise data file %s: %w", path, err)
 	}
-	return &Shelve{db: db, path: path, ttl: overlayTTL, now: time.Now, lastSweep: time.Now()}, nil
+	s := &Shelve{db: db, path: path, ttl: overlayTTL, now: time.Now, lastSweep: time.Now()}
+	s.recordAccess = recordAccess{kv: s, name: "shelve"}
+	return s, nil
 }
 
 // Path returns the data file's path.
@@ -283,78 +286,24 @@ func (s *Shelve) DeleteModels(_ context.Context, scope Scope, keys []ModelKey) e
 	return nil
 }
 
-// Doc implements Records.
-func (s *Shelve) Doc(_ context.Context, docid string) (Doc, error) {
-	var d Doc
-	if err := s.getRecord("doc", docid, &d); err != nil {
-		return Doc{}, err
-	}
-	return d, nil
-}
-
-// PutDoc implements Records.
-func (s *Shelve) PutDoc(_ context.Context, doc Doc) error {
-	_, err := s.putRecord("doc", doc.DocID, doc, false)
-	return err
-}
-
-// User implements Records.
-func (s *Shelve) User(_ context.Context, username string) (User, error) {
-	var u User
-	if err := s.getRecord("user", username, &u); err != nil {
-		return User{}, err
-	}
-	return u, nil
-}
-
-// PutUser implements Records.
-func (s *Shelve) PutUser(_ context.Context, user User) error {
-	_, err := s.putRecord("user", user.Username, user, false)
-	return err
-}
-
-// CreateUser implements Records.
-func (s *Shelve) CreateUser(_ context.Context, user User) error {
-	created, err := s.putRecord("user", user.Username, user, true)
-	if err != nil {
-		return err
-	}
-	if !created {
-		return fmt.Errorf("shelve: create user %q: %w", user.Username, ErrExists)
-	}
-	return nil
-}
-
-func (s *Shelve) getRecord(kind, id string, v any) error {
-	found := false
+func (s *Shelve) loadRecord(_ context.Context, kind, id string) ([]byte, error) {
+	var text []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRecords).Get([]byte(recordKey(kind, id)))
-		if b == nil {
-			return nil
-		}
-		found = true
-		// Unmarshal copies what it keeps, so decoding inside the tx is safe.
-		return json.Unmarshal(b, v)
+		// The value is valid only inside the transaction: keep a copy.
+		text = bytes.Clone(tx.Bucket(bucketRecords).Get([]byte(recordKey(kind, id))))
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("shelve: read %s %q: %w", kind, id, err)
+		return nil, fmt.Errorf("shelve: read %s %q: %w", kind, id, err)
 	}
-	if !found {
-		return fmt.Errorf("shelve: %s %q: %w", kind, id, ErrNotFound)
+	if text == nil {
+		return nil, fmt.Errorf("shelve: %s %q: %w", kind, id, ErrNotFound)
 	}
-	return nil
+	return text, nil
 }
 
-// putRecord stores v under id, or with onlyNew leaves an existing record alone and reports
-// created == false, checking and writing in one transaction.
-func (s *Shelve) putRecord(kind, id string, v any, onlyNew bool) (created bool, err error) {
-	if err := checkID(kind, id); err != nil {
-		return false, fmt.Errorf("shelve: put %s: %w", kind, err)
-	}
-	val, err := json.Marshal(v)
-	if err != nil {
-		return false, fmt.Errorf("shelve: encode %s %q: %w", kind, id, err)
-	}
+// storeRecord checks and writes in one transaction.
+func (s *Shelve) storeRecord(_ context.Context, kind, id string, text []byte, onlyNew bool) (created bool, err error) {
 	key := []byte(recordKey(kind, id))
 	// "Exists" is reported through created rather than as fn's error: a failing fn makes
 	// Batch roll back and re-run everyone else's writes.
@@ -364,7 +313,7 @@ func (s *Shelve) putRecord(kind, id string, v any, onlyNew bool) (created bool, 
 		if !created {
 			return nil
 		}
-		return b.Put(key, val)
+		return b.Put(key, text)
 	})
 	if err != nil {
 		return false, fmt.Errorf("shelve: write %s %q: %w", kind, id, err)
