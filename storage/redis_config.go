@@ -228,3 +228,23 @@ func redisUnavailable(err error) bool {
 		redis.IsMaxClientsError(err) ||
 		redis.HasErrorPrefix(err, "BUSY ")
 }
+
+// QuoteRedisConfig spells v as a double-quoted string of redis's configuration-file syntax,
+// which reads \xHH, \" and \\ escapes: for passwords and paths in generated redis.conf files.
+func QuoteRedisConfig(v string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bokeh-go/bokeh-server/storage"
 )
 
 // redisReadyWait bounds how long a managed redis may take to answer PING (it replays its
@@ -70,27 +72,7 @@ appendfsync everysec
 appendfilename "bokeh.aof"
 loglevel warning
 logfile ""
-`, port, redisQuote(password), redisQuote(dir))
-}
-
-// redisQuote spells v as a double-quoted string of redis's configuration syntax, which
-// reads \xHH, \" and \\ escapes.
-func redisQuote(v string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < 0x20 || c >= 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
+`, port, storage.QuoteRedisConfig(password), storage.QuoteRedisConfig(dir))
 }
 
 // managedPassword returns the password kept in dir (managedRedisPassword), making a random

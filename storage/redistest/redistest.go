@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bokeh-go/bokeh-server/storage"
 )
 
 // readyTimeout bounds the wait for a started server to answer PING.
@@ -113,11 +115,11 @@ func (s *Server) config() string {
 	line("bind 127.0.0.1")
 	line("protected-mode yes")
 	line("daemonize no")
-	line("dir %s", quote(s.Dir))
+	line("dir %s", storage.QuoteRedisConfig(s.Dir))
 	line("loglevel warning")
 	line(`logfile ""`)
 	if s.Password != "" {
-		line("requirepass %s", quote(s.Password))
+		line("requirepass %s", storage.QuoteRedisConfig(s.Password))
 	}
 	if s.sentinel != "" {
 		b.WriteString(s.sentinel)
@@ -133,30 +135,11 @@ func (s *Server) config() string {
 	// Replicas sync at once (the default waits 5 s for more replicas to share the transfer).
 	line("repl-diskless-sync-delay 0")
 	if s.Password != "" {
-		line("masterauth %s", quote(s.Password))
+		line("masterauth %s", storage.QuoteRedisConfig(s.Password))
 	}
 	if s.replicaOf != nil {
 		line("replicaof 127.0.0.1 %d", s.replicaOf.Port)
 	}
-	return b.String()
-}
-
-// quote spells v as a double-quoted string of redis's configuration syntax.
-func quote(v string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < 0x20 || c >= 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
 	return b.String()
 }
 

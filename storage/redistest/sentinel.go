@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bokeh-go/bokeh-server/storage"
 )
 
 // Timing of the sentinels Group starts: a master that does not answer for DownAfter is
@@ -72,7 +74,7 @@ sentinel auth-pass %s %s
 sentinel down-after-milliseconds %s %d
 sentinel failover-timeout %s %d
 sentinel parallel-syncs %s 1
-`, quote(o.SentinelPassword), g.MasterName, master.Port, quorum, g.MasterName, quote(o.Password),
+`, storage.QuoteRedisConfig(o.SentinelPassword), g.MasterName, master.Port, quorum, g.MasterName, storage.QuoteRedisConfig(o.Password),
 			g.MasterName, DownAfter.Milliseconds(), g.MasterName, failoverTimeout.Milliseconds(), g.MasterName)
 		s.launch(tb)
 		g.Sentinels = append(g.Sentinels, s)
