@@ -197,46 +197,14 @@ func (s *Server) storeAppletChanges(ctx context.Context, a *access, out []byte) 
 // and "doc" = the real docid, as every stored model's) and the modelpush text that carries
 // them; the stored attributes are slices of that text.
 func appletModels(in []incoming, docid string) ([]storage.Model, []byte) {
-	size := 64
-	for _, m := range in {
-		size += 96 + len(m.typ) + len(m.subtype) + 2*len(m.id) + len(docid)
-		for _, f := range m.attrs {
-			size += len(f.Key) + len(f.Value) + 6
-		}
-	}
-	push := make([]byte, 0, size)
-	push = append(push, `{"msgtype": "modelpush", "modelspecs": [`...)
-	models := make([]storage.Model, len(in))
+	merged := make([]*mergedModel, len(in))
 	for i, m := range in {
-		if i > 0 {
-			push = append(push, ", "...)
-		}
-		push = append(push, `{"type": `...)
-		push = rawjson.AppendString(push, m.typ)
-		if m.subtype != "" {
-			push = append(push, `, "subtype": `...)
-			push = rawjson.AppendString(push, m.subtype)
-		}
-		push = append(push, `, "id": `...)
-		push = rawjson.AppendString(push, m.id)
-		push = append(push, `, "attributes": `...)
-		start := len(push)
-		push = append(push, '{')
-		for _, f := range m.attrs {
-			push = rawjson.AppendString(push, f.Key)
-			push = append(push, ": "...)
-			push = append(push, f.Value...)
-			push = append(push, ", "...)
-		}
-		push = append(push, `"id": `...)
-		push = rawjson.AppendString(push, m.id)
-		push = append(push, `, "doc": `...)
-		push = rawjson.AppendString(push, docid)
-		push = append(push, '}')
-		// A later append that grows push copies it; this slice keeps the old, unchanged
-		// bytes, and appends within capacity only write past its end.
-		models[i] = storage.Model{Type: m.typ, ID: m.id, Attrs: push[start:len(push):len(push)]}
-		push = append(push, '}')
+		merged[i] = &mergedModel{typ: m.typ, subtype: m.subtype, id: m.id, members: m.attrs}
 	}
-	return models, append(push, "]}"...)
+	push := writeModelPush(merged, docid)
+	models := make([]storage.Model, len(in))
+	for i, m := range merged {
+		models[i] = storage.Model{Type: m.typ, ID: m.id, Attrs: m.attrs}
+	}
+	return models, push
 }
