@@ -123,7 +123,10 @@ func TestExplicitGOGCWins(t *testing.T) {
 }
 
 // With a live heap far below the runtime's 4 MiB heap minimum (this test's), the heap may
-// still only grow by about the headroom: GOGC scales the minimum too.
+// still only grow by about the headroom: GOGC is computed for at least minLive, because Go's
+// heap goal never falls below 4 MiB × GOGC/100. The percentage is what is asserted; the heap
+// goal itself is only logged, because on a loaded machine what is allocated while marking
+// counts as live and moves the goal by as much as the load pleases.
 func TestHeapGoalStaysWithinHeadroom(t *testing.T) {
 	withGOGC(t, "")
 	runtime.GC()
@@ -132,19 +135,19 @@ func TestHeapGoalStaysWithinHeadroom(t *testing.T) {
 	defer tu.stop()
 	goal := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
 	var highest uint64
-	raised := false
+	highestPercent := 0
 	stream(10*Interval, func() {
 		metrics.Read(goal)
 		highest = max(highest, goal[0].Value.Uint64())
-		raised = raised || currentPercent() > 100
+		highestPercent = max(highestPercent, currentPercent())
 	})
-	if !raised {
+	if highestPercent <= 100 {
 		t.Fatal("GOGC never went above 100 under a 256 MB/s stream")
 	}
-	// Before the 4 MiB floor the goal reached 4 × headroom (32 MiB here); a loaded machine
-	// delays the tuner's ticks, which lets the goal overshoot a little.
-	if limit := uint64(2*headroom + 8<<20); highest > limit {
-		t.Fatalf("heap goal reached %d MiB with a %d MiB headroom", highest>>20, headroom>>20)
+	// Against a sub-MiB live heap, headroom/live would be GOGC 1000s: a 32 MiB heap goal.
+	if want := headroom * 100 / minLive; highestPercent > want {
+		t.Fatalf("GOGC reached %d with a %d MiB headroom; at most %d keeps the 4 MiB heap minimum's goal within the headroom",
+			highestPercent, headroom>>20, want)
 	}
-	t.Logf("highest heap goal %.1f MiB", float64(highest)/(1<<20))
+	t.Logf("highest GOGC %d, highest heap goal %.1f MiB", highestPercent, float64(highest)/(1<<20))
 }
