@@ -32,7 +32,7 @@ SCALE_ARGS ?=
 help: ## list the targets
 	@echo "usage: make TARGET [VAR=value ...]"
 	@echo
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-10s %s\n", $$1, $$2 }'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-12s %s\n", $$1, $$2 }'
 	@echo
 	@echo "variables: ARGS (run), FUZZTIME=$(FUZZTIME) (fuzz), BENCHTIME=$(BENCHTIME) BENCH_ARGS (bench), SCALE_ARGS (bench-scale)"
 

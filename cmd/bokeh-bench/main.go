@@ -224,10 +224,10 @@ type env struct {
 	o         *options
 	fileLimit uint64 // open-files limit of this process and its children
 	infoBytes int    // size of a scale document's bokehinfo answer
-	split cpuSplit
-	l     *launcher
-	rep   *report
-	log   func(format string, args ...any)
+	split     cpuSplit
+	l         *launcher
+	rep       *report
+	log       func(format string, args ...any)
 }
 
 func main() {

@@ -49,11 +49,15 @@ const (
 	figStormAfter = "update after the storm: frames missing"
 )
 
-func caseIdle(v, w int) string      { return fmt.Sprintf("idle, %s viewers, W=%d", thousands(int64(v)), w) }
-func caseOneDoc(v int) string       { return fmt.Sprintf("1 doc × %s viewers", thousands(int64(v))) }
-func caseManyDocs(d, v int) string  { return fmt.Sprintf("%d docs × %s viewers", d, thousands(int64(v/d))) }
-func caseStorm(v, w int) string     { return fmt.Sprintf("storm, %s viewers, W=%d", thousands(int64(v)), w) }
-func rawCase(c string) string       { return "raw " + c }
+func caseIdle(v, w int) string { return fmt.Sprintf("idle, %s viewers, W=%d", thousands(int64(v)), w) }
+func caseOneDoc(v int) string  { return fmt.Sprintf("1 doc × %s viewers", thousands(int64(v))) }
+func caseManyDocs(d, v int) string {
+	return fmt.Sprintf("%d docs × %s viewers", d, thousands(int64(v/d)))
+}
+func caseStorm(v, w int) string {
+	return fmt.Sprintf("storm, %s viewers, W=%d", thousands(int64(v)), w)
+}
+func rawCase(c string) string { return "raw " + c }
 
 // scalePlan is how the viewers are spread over the load generator's processes.
 type scalePlan struct {
