@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"sync"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -93,3 +94,9 @@ func (l *loginLimiter) allow(key string, now time.Time) bool {
 }
 
 var errTooManyLogins = echo.NewHTTPError(http.StatusTooManyRequests, "too many login attempts; wait a minute and try again")
+
+// tooManyLogins refuses a throttled login, saying when the next attempt is allowed.
+func tooManyLogins(c echo.Context) error {
+	c.Response().Header().Set(headerRetryAfter, strconv.Itoa(int(max(loginEvery/time.Second, 1))))
+	return errTooManyLogins
+}
