@@ -43,6 +43,8 @@ type Hub struct {
 	joining  map[string]int       // clients waiting for a topic's acknowledgement
 	clients  map[*client]struct{}
 	draining bool
+	// upgrading counts handshakes under way, which hold a file each like a connection.
+	upgrading int
 
 	// held keeps the ZeroMQ subscriptions of resynced topics for a while (resync.go);
 	// guarded by mu.
@@ -59,6 +61,7 @@ type Hub struct {
 	apiErrLog ratelog.Limiter
 	ackLog    ratelog.Limiter
 	resyncLog ratelog.Limiter
+	fullLog   ratelog.Limiter
 }
 
 // New connects the hub's ZeroMQ subscriber; serve Handler to accept websockets.
