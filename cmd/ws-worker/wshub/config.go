@@ -55,8 +55,8 @@ type Config struct {
 	// out of open files, which would stall its accept loop for everyone.
 	MaxConnections int
 	WriteTimeout   time.Duration
-	PingInterval  time.Duration
-	PongTimeout   time.Duration
+	PingInterval   time.Duration
+	PongTimeout    time.Duration
 	// DrainTimeout spreads the closes of Shutdown; zero means the default, negative none.
 	DrainTimeout time.Duration
 	// SubscribeAckTimeout bounds the wait for a publisher's acknowledgement of a new
