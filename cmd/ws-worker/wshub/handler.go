@@ -108,14 +108,27 @@ func (h *Hub) serveWebsocket(upgrader *websocket.Upgrader, w http.ResponseWriter
 		h.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := newClient(h, conn, uuid.NewString())
+	// From here on the hub reads and writes the socket itself; gorilla's connection (and
+	// its buffer, empty: gorilla refuses data sent before the handshake completed) goes.
+	nc := conn.NetConn()
+	c, err := newClient(h, nc, uuid.NewString())
+	if err != nil {
+		h.log.Warn("websocket refused", "err", err)
+		nc.Close()
+		return
+	}
 	if !h.register(c) {
-		conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseGoingAway, "going away"), time.Now().Add(closeGrace))
-		conn.Close()
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "going away")
+		nc.SetWriteDeadline(time.Now().Add(closeGrace))
+		nc.Write(append(appendHeader(nil, opClose, len(msg)), msg...))
+		nc.Close()
 		return
 	}
 	c.logger().Debug("websocket open", "path", r.URL.Path)
-	h.conns.Add(1) // done when both the reader and the close are over (client.end)
-	go c.readLoop()
+	h.conns.Add(1) // done when both reading and the close are over (client.end)
+	if err := h.poller.add(c); err != nil {
+		c.logger().Warn("cannot read websocket", "err", err)
+		c.closeWith(websocket.CloseInternalServerErr, "", false)
+		c.readEnded()
+	}
 }
