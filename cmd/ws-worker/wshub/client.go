@@ -66,10 +66,10 @@ type client struct {
 	closing  bool
 	code     int
 	reason   string
-	peerGone bool            // no close frame can or need be sent
-	farewell []byte          // a text frame written just before the close frame
-	ended    int             // of the reading side and the writer's close; at 2 the connection is gone
-	readOver bool            // reading has ended (readEnded)
+	peerGone bool   // no close frame can or need be sent
+	farewell []byte // a text frame written just before the close frame
+	ended    int    // of the reading side and the writer's close; at 2 the connection is gone
+	readOver bool   // reading has ended (readEnded)
 	// inbox holds text frames read and not handled yet; handling says a goroutine
 	// handles them.
 	inbox      [][]byte
