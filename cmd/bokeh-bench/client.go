@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -303,12 +304,13 @@ var dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSiz
 // dialSubscriber opens a websocket to url and, unless topic is empty, subscribes like
 // BokehJS and waits for subscribesuccess. The reader starts at once.
 func dialSubscriber(url, topic, auth string) (*subscriber, error) {
-	return dialSubscriberWith(dialer, url, topic, auth)
+	return dialSubscriberWith(context.Background(), dialer, url, topic, auth, 15*time.Second)
 }
 
-// dialSubscriberWith is dialSubscriber through d.
-func dialSubscriberWith(d *websocket.Dialer, url, topic, auth string) (*subscriber, error) {
-	conn, resp, err := d.Dial(url, http.Header{"Origin": {"http://127.0.0.1"}})
+// dialSubscriberWith is dialSubscriber through d, within ctx, waiting at most replyWait for
+// the subscribe's answer.
+func dialSubscriberWith(ctx context.Context, d *websocket.Dialer, url, topic, auth string, replyWait time.Duration) (*subscriber, error) {
+	conn, resp, err := d.DialContext(ctx, url, http.Header{"Origin": {"http://127.0.0.1"}})
 	if err != nil {
 		return nil, &dialError{url: url, resp: resp, err: err}
 	}
@@ -320,7 +322,7 @@ func dialSubscriberWith(d *websocket.Dialer, url, topic, auth string) (*subscrib
 			conn.Close()
 			return nil, fmt.Errorf("subscribe: %w", err)
 		}
-		conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+		conn.SetReadDeadline(time.Now().Add(replyWait))
 		_, reply, err := conn.ReadMessage()
 		if err != nil || !bytes.Contains(reply, []byte("subscribesuccess")) {
 			conn.Close()

@@ -45,6 +45,7 @@ func (e *env) startFleet(n int) (*fleet, error) {
 	for i := range n {
 		src := sourceAddr(i)
 		cmd := exec.Command(exe, "internal-clients", "--src", src)
+		cmd.Env = append(os.Environ(), profileEnv(fmt.Sprintf("internal-clients-%d", i))...)
 		logf, err := os.Create(fmt.Sprintf("%s/internal-clients-%d.log", e.l.dir, i))
 		if err != nil {
 			f.close()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
+
+	"github.com/bokeh-go/bokeh-server/cmd/internal/cpuprofile"
 )
 
 // The scale scenarios' load generator runs in child processes of this program
@@ -109,6 +112,7 @@ func clientsChild(args []string) error {
 			src = args[i+1]
 		}
 	}
+	defer cpuprofile.Start(slog.Default())()
 	f := newFleetChild(src)
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 256<<20)
@@ -133,7 +137,10 @@ func clientsChild(args []string) error {
 // fleetChild is the state of one load-generator process.
 type fleetChild struct {
 	dialer *websocket.Dialer
-	http   *http.Client
+	// stormDialer and http wait as long as a browser would: neither XHR nor the websocket
+	// handshake of a page has a time limit of its own (the storm's end cancels them).
+	stormDialer *websocket.Dialer
+	http        *http.Client
 
 	mu      sync.Mutex
 	viewers []*viewer
@@ -146,6 +153,9 @@ type viewer struct {
 	url  string
 	sub  atomic.Pointer[subscriber]
 }
+
+// stormWait bounds one step of a reconnection (the storm's end cancels it sooner).
+const stormWait = 10 * time.Minute
 
 // apiConnsPerChild bounds one child's HTTP connections to the API: its viewers share them,
 // as browsers behind one proxy would, since the API process has an open-files limit too.
@@ -165,16 +175,20 @@ func sourceControl(_, _ string, c syscall.RawConn) error {
 
 func newFleetChild(src string) *fleetChild {
 	nd := &net.Dialer{Timeout: 10 * time.Second, Control: sourceControl}
+	stormND := &net.Dialer{Control: sourceControl} // a browser's connect retries for minutes
 	if src != "" {
 		nd.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+		stormND.LocalAddr = nd.LocalAddr
 	}
-	tr := &http.Transport{DialContext: nd.DialContext, MaxIdleConns: apiConnsPerChild,
+	tr := &http.Transport{DialContext: stormND.DialContext, MaxIdleConns: apiConnsPerChild,
 		MaxIdleConnsPerHost: apiConnsPerChild, MaxConnsPerHost: apiConnsPerChild,
 		DisableCompression: true, IdleConnTimeout: time.Minute}
 	return &fleetChild{
 		dialer: &websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: 10 * time.Second,
 			ReadBufferSize: 1024, WriteBufferSize: 1024},
-		http: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		stormDialer: &websocket.Dialer{NetDialContext: stormND.DialContext, HandshakeTimeout: stormWait,
+			ReadBufferSize: 1024, WriteBufferSize: 1024},
+		http: &http.Client{Transport: tr},
 	}
 }
 
@@ -225,7 +239,7 @@ func (f *fleetChild) dial(specs []viewerSpec, conc int) fleetResp {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			s, err := dialSubscriberWith(f.dialer, v.url, v.spec.Topic, v.spec.Auth)
+			s, err := dialSubscriberWith(context.Background(), f.dialer, v.url, v.spec.Topic, v.spec.Auth, 15*time.Second)
 			if err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err.Error())
@@ -469,7 +483,7 @@ func (f *fleetChild) comeBack(st *stormRun, v *viewer) (ok, opened bool) {
 		return false, false
 	}
 	st.count(st.requests, "websocket")
-	s, err := dialSubscriberWith(f.dialer, strings.TrimSpace(string(url)), v.spec.Topic, v.spec.Auth)
+	s, err := dialSubscriberWith(st.ctx, f.stormDialer, strings.TrimSpace(string(url)), v.spec.Topic, v.spec.Auth, stormWait)
 	if err != nil {
 		st.classify("websocket", err)
 		var se *subscribeError
@@ -503,7 +517,11 @@ func (e *httpError) Error() string { return "status " + strconv.Itoa(e.status) }
 // get fetches url, counting the request as kind and classifying a failure.
 func (f *fleetChild) get(st *stormRun, kind, url string) ([]byte, error) {
 	st.count(st.requests, kind)
-	resp, err := f.http.Get(url)
+	req, err := http.NewRequestWithContext(st.ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := f.http.Do(req)
 	if err != nil {
 		st.classify(kind, err)
 		return nil, err
@@ -529,6 +547,9 @@ func (f *fleetChild) get(st *stormRun, kind, url string) ([]byte, error) {
 // classify counts a failure: a 429 or 503 with Retry-After is a refusal with a retry hint;
 // anything else is a failure.
 func (st *stormRun) classify(kind string, err error) {
+	if st.ctx.Err() != nil {
+		return // the storm is over: the request was cancelled, not refused
+	}
 	var he *httpError
 	var de *dialError
 	var se *subscribeError

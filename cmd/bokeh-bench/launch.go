@@ -452,7 +452,8 @@ func (l *launcher) startManaged(n int) (*topology, error) {
 		zmqAddr: "tcp://127.0.0.1:" + strconv.Itoa(zmqPort)}
 	args := []string{"--ip", "127.0.0.1", "--port", strconv.Itoa(apiPort), "--backend", "memory",
 		"--zmqaddr", t.zmqAddr, "--ws-port", strconv.Itoa(wsPort), "--ws-workers", strconv.Itoa(n)}
-	env := append(profileEnv("bokeh-server-"+strconv.Itoa(apiPort)), "BOKEH_SECRET_KEY="+benchSecret)
+	// Its workers inherit the environment: %p gives each process a profile of its own.
+	env := append(profileEnv("bokeh-server-managed-"+strconv.Itoa(apiPort)+"-%p"), "BOKEH_SECRET_KEY="+benchSecret)
 	if t.api, err = l.start(fmt.Sprintf("bokeh-server-managed-%d", apiPort), l.bin("bokeh-server"), args, env); err != nil {
 		return nil, err
 	}

@@ -61,9 +61,22 @@ type options struct {
 	storms       int
 	stormWait    time.Duration
 	stormJitter  float64
+	scaleParts   []string
 }
 
 var scenarioNames = []string{"update", "fanout", "idle", "limits"}
+
+// scaleParts are the parts of the scale scenario (--scale-parts).
+var scaleParts = []string{"fanout", "storm", "docs", "raw"}
+
+func subset(a, of []string) bool {
+	for _, x := range a {
+		if !slices.Contains(of, x) {
+			return false
+		}
+	}
+	return true
+}
 
 // scaleScenario is run only when named (make bench-scale): it takes minutes.
 const scaleScenario = "scale"
@@ -157,7 +170,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&o.clientCPUs, "client-cpus", "", `CPUs of the load generator (default: second half; "none": no pinning)`)
 	fs.StringVar(&o.updWorkCPUs, "update-worker-cpus", "client", `CPUs of the update scenario's worker: "client" (beside the load generator), "server" (beside the API), or a list`)
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the servers' logs and data (their directory is printed)")
-	fs.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of every started server there (<name>.pprof, via $BOKEH_CPUPROFILE)")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of every started server (and load-generator process of scale) there (<name>.pprof, via $BOKEH_CPUPROFILE)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this program (the load generator) to this file")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress lines on stderr")
 	fs.IntVar(&o.scaleViewers, "scale-viewers", 100000, "scale: websocket viewers in all")
@@ -166,6 +179,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.IntVar(&o.scaleProcs, "scale-procs", 8, "scale: load-generator processes at least (more if the open-files limit needs them)")
 	fs.IntVar(&o.storms, "storms", 2, "scale: reconnect storms per run")
 	fs.DurationVar(&o.stormWait, "storm-wait", 60*time.Second, "scale: how long a storm waits for every viewer to be back")
+	fs.StringSliceVar(&o.scaleParts, "scale-parts", scaleParts, "scale: the parts to run (the viewers always connect, and idle memory is measured)")
 	fs.Float64Var(&o.stormJitter, "storm-jitter", 0.3, "scale: random part added to each reconnection delay, as a fraction of it (live.js: 0.3)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -184,6 +198,8 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		return nil, errors.New("--scale-viewers must be 1 to 1,000,000, --scale-workers 1 to 64")
 	case o.scaleDocs < 1 || o.scaleDocs > o.scaleViewers || o.scaleProcs < 1 || o.scaleProcs > 200:
 		return nil, errors.New("--scale-docs must be 1 to --scale-viewers, --scale-procs 1 to 200")
+	case !subset(o.scaleParts, scaleParts):
+		return nil, fmt.Errorf("--scale-parts: want some of %s", strings.Join(scaleParts, ","))
 	case o.storms < 0 || o.storms > 20 || o.stormWait < time.Second || o.stormJitter < 0 || o.stormJitter > 10:
 		return nil, errors.New("--storms must be 0 to 20, --storm-wait at least 1s, --storm-jitter 0 to 10")
 	}

@@ -69,6 +69,8 @@ type scalePlan struct {
 // everything but its websockets (HTTP connections to the API, pipes, the runtime).
 const fileReserve = 400
 
+func (e *env) part(name string) bool { return slices.Contains(e.o.scaleParts, name) }
+
 func (e *env) planScale() (scalePlan, error) {
 	p := scalePlan{viewers: e.o.scaleViewers, workers: e.o.scaleWorkers, docs: e.o.scaleDocs}
 	room := int(e.fileLimit) - fileReserve - apiConnsPerChild
@@ -99,8 +101,10 @@ func (e *env) scale() error {
 		errs = append(errs, fmt.Errorf("server: %w", err))
 	}
 	e.l.stopAll()
-	if err := e.scaleRaw(plan); err != nil {
-		errs = append(errs, fmt.Errorf("raw limit: %w", err))
+	if e.part("raw") {
+		if err := e.scaleRaw(plan); err != nil {
+			errs = append(errs, fmt.Errorf("raw limit: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -225,18 +229,26 @@ func (e *env) scaleServer(plan scalePlan) error {
 	// One update to every viewer of one document.
 	seq := uint64(1)
 	servers := func() []int { return append([]int{t.api.pid()}, t.managedWorkers()...) }
-	if err := e.scaleUpdates(fl, caseOneDoc(plan.viewers), one, plan.viewers, &seq, servers); err != nil {
-		return err
+	if e.part("fanout") {
+		if err := e.scaleUpdates(fl, caseOneDoc(plan.viewers), one, plan.viewers, &seq, servers); err != nil {
+			return err
+		}
 	}
 
 	// The storm.
 	for run := range e.o.storms {
+		if !e.part("storm") {
+			break
+		}
 		if err := e.serverStorm(fl, t, plan, one[0], run, &seq); err != nil {
 			return err
 		}
 	}
 
 	// Many documents at once.
+	if !e.part("docs") {
+		return nil
+	}
 	if _, err := fl.same(fleetReq{Cmd: "close"}); err != nil {
 		return err
 	}
