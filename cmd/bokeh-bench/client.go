@@ -304,20 +304,23 @@ var dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSiz
 // dialSubscriber opens a websocket to url and, unless topic is empty, subscribes like
 // BokehJS and waits for subscribesuccess. The reader starts at once.
 func dialSubscriber(url, topic, auth string) (*subscriber, error) {
-	return dialSubscriberWith(context.Background(), dialer, url, topic, auth, 15*time.Second)
+	return dialSubscriberWith(context.Background(), dialer, url, topic, auth, 15*time.Second, nil)
 }
 
 // dialSubscriberWith is dialSubscriber through d, within ctx, waiting at most replyWait for
-// the subscribe's answer.
-func dialSubscriberWith(ctx context.Context, d *websocket.Dialer, url, topic, auth string, replyWait time.Duration) (*subscriber, error) {
+// the subscribe's answer; opened, when not nil, is called once the websocket is open.
+func dialSubscriberWith(ctx context.Context, d *websocket.Dialer, url, topic, auth string, replyWait time.Duration, opened func()) (*subscriber, error) {
 	conn, resp, err := d.DialContext(ctx, url, http.Header{"Origin": {"http://127.0.0.1"}})
 	if err != nil {
 		return nil, &dialError{url: url, resp: resp, err: err}
 	}
 	resp.Body.Close()
+	if opened != nil {
+		opened()
+	}
 	if topic != "" {
 		msg, _ := json.Marshal(map[string]any{"msgtype": "subscribe", "topic": topic, "auth": auth})
-		conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		conn.SetWriteDeadline(time.Now().Add(replyWait))
 		if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("subscribe: %w", err)

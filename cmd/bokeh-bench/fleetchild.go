@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,8 @@ type fleetReq struct {
 	Updates []updateSent `json:"updates,omitempty"`
 	// storm: how viewers reconnect (live.js).
 	Storm *stormModel `json:"storm,omitempty"`
+	// stormstat: every time and duration, not only the counts.
+	Full bool `json:"full,omitempty"`
 }
 
 // viewerSpec is N viewers of one document, spread round robin over URLs.
@@ -96,13 +99,17 @@ type fleetResp struct {
 
 // stormStats is what the viewers of one child did since the storm began.
 type stormStats struct {
-	Closed   int            `json:"closed"`   // viewers whose socket closed
-	Back     []int64        `json:"back"`     // clock when each came back (resubscribed, reloaded)
-	NotBack  int            `json:"not_back"` // closed and not back yet
-	Attempts int            `json:"attempts"` // reconnection attempts
-	Hinted   map[string]int `json:"hinted"`   // refusals with a retry hint (429/503 + Retry-After), by kind
-	Failed   map[string]int `json:"failed"`   // every other failure, by kind
-	Requests map[string]int `json:"requests"` // HTTP requests and websocket dials made, by kind
+	Closed    int            `json:"closed"` // viewers whose socket closed
+	BackCount int            `json:"back_count"`
+	Back      []int64        `json:"back"`     // clock when each came back (resubscribed, reloaded); full only
+	NotBack   int            `json:"not_back"` // closed and not back yet
+	Attempts  int            `json:"attempts"` // reconnection attempts
+	Hinted    map[string]int `json:"hinted"`   // refusals with a retry hint (429/503 + Retry-After), by kind
+	Failed    map[string]int `json:"failed"`   // every other failure, by kind
+	Requests  map[string]int `json:"requests"` // HTTP requests and websocket dials made, by kind
+	// Steps are the durations (ns) of the successful steps of reconnections, by step:
+	// wsurl, websocket (connect and handshake), subscribe (to subscribesuccess), reload.
+	Steps map[string][]int64 `json:"steps"`
 }
 
 func clientsChild(args []string) error {
@@ -113,6 +120,8 @@ func clientsChild(args []string) error {
 		}
 	}
 	defer cpuprofile.Start(slog.Default())()
+	debug.SetGCPercent(200) // fewer collections: the heap is mostly live sockets
+
 	f := newFleetChild(src)
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 256<<20)
@@ -159,7 +168,7 @@ const stormWait = 10 * time.Minute
 
 // apiConnsPerChild bounds one child's HTTP connections to the API: its viewers share them,
 // as browsers behind one proxy would, since the API process has an open-files limit too.
-const apiConnsPerChild = 128
+const apiConnsPerChild = 1024
 
 // sourceControl sets IP_BIND_ADDRESS_NO_PORT, so that binding a source address leaves the
 // port to connect(), which may then reuse one port towards different destinations.
@@ -209,7 +218,7 @@ func (f *fleetChild) handle(req fleetReq) fleetResp {
 		f.startStorm(*req.Storm)
 		return fleetResp{Alive: f.alive()}
 	case "stormstat":
-		return f.stormStat()
+		return f.stormStat(req.Full)
 	case "stopstorm":
 		f.stopStorm()
 		return fleetResp{Alive: f.alive()}
@@ -239,7 +248,7 @@ func (f *fleetChild) dial(specs []viewerSpec, conc int) fleetResp {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			s, err := dialSubscriberWith(context.Background(), f.dialer, v.url, v.spec.Topic, v.spec.Auth, 15*time.Second)
+			s, err := dialSubscriberWith(context.Background(), f.dialer, v.url, v.spec.Topic, v.spec.Auth, 15*time.Second, nil)
 			if err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err.Error())
@@ -357,13 +366,22 @@ type stormRun struct {
 	hinted   map[string]int
 	failed   map[string]int
 	requests map[string]int
+	steps    map[string][]int64
+}
+
+// step records how long a successful step took.
+func (st *stormRun) step(name string, since time.Time) {
+	d := int64(time.Since(since))
+	st.mu.Lock()
+	st.steps[name] = append(st.steps[name], d)
+	st.mu.Unlock()
 }
 
 func (f *fleetChild) startStorm(m stormModel) {
 	f.stopStorm()
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &stormRun{model: m, ctx: ctx, cancel: cancel,
-		hinted: map[string]int{}, failed: map[string]int{}, requests: map[string]int{}}
+		hinted: map[string]int{}, failed: map[string]int{}, requests: map[string]int{}, steps: map[string][]int64{}}
 	f.mu.Lock()
 	f.storm = st
 	f.mu.Unlock()
@@ -384,7 +402,9 @@ func (f *fleetChild) stopStorm() {
 	}
 }
 
-func (f *fleetChild) stormStat() fleetResp {
+// stormStat reports the storm so far; without full, only the counts (the parent polls it
+// while the storm runs, and copying every time would load the load generator).
+func (f *fleetChild) stormStat(full bool) fleetResp {
 	f.mu.Lock()
 	st := f.storm
 	f.mu.Unlock()
@@ -400,8 +420,16 @@ func (f *fleetChild) stormStat() fleetResp {
 		}
 		return out
 	}
-	return fleetResp{Alive: f.alive(), Storm: &stormStats{Closed: st.closed, Back: append([]int64(nil), st.back...),
-		NotBack: st.pending, Attempts: st.attempts, Hinted: cp(st.hinted), Failed: cp(st.failed), Requests: cp(st.requests)}}
+	stats := &stormStats{Closed: st.closed, BackCount: len(st.back), NotBack: st.pending, Attempts: st.attempts,
+		Hinted: cp(st.hinted), Failed: cp(st.failed), Requests: cp(st.requests)}
+	if full {
+		stats.Back = append([]int64(nil), st.back...)
+		stats.Steps = make(map[string][]int64, len(st.steps))
+		for k, v := range st.steps {
+			stats.Steps[k] = append([]int64(nil), v...)
+		}
+	}
+	return fleetResp{Storm: stats}
 }
 
 func (st *stormRun) count(m map[string]int, kind string) {
@@ -439,6 +467,7 @@ func (f *fleetChild) watch(st *stormRun, v *viewer) {
 		case <-st.ctx.Done():
 			return
 		}
+		s.conn.Close() // its file, or the process runs out of them
 		st.mu.Lock()
 		st.closed++
 		st.pending++
@@ -478,21 +507,28 @@ func (f *fleetChild) comeBack(st *stormRun, v *viewer) (ok, opened bool) {
 	st.mu.Lock()
 	st.attempts++
 	st.mu.Unlock()
+	t0 := time.Now()
 	url, err := f.get(st, "wsurl", v.spec.APIRoot+"bokeh/wsurl/")
 	if err != nil {
 		return false, false
 	}
+	st.step("wsurl", t0)
 	st.count(st.requests, "websocket")
-	s, err := dialSubscriberWith(st.ctx, f.stormDialer, strings.TrimSpace(string(url)), v.spec.Topic, v.spec.Auth, stormWait)
+	t0 = time.Now()
+	s, err := dialSubscriberWith(st.ctx, f.stormDialer, strings.TrimSpace(string(url)), v.spec.Topic, v.spec.Auth, stormWait,
+		func() { st.step("websocket", t0); t0 = time.Now() })
 	if err != nil {
 		st.classify("websocket", err)
 		var se *subscribeError
 		return false, errors.As(err, &se)
 	}
+	st.step("subscribe", t0)
 	v.sub.Store(s)
 	for {
+		t0 := time.Now()
 		_, err := f.get(st, "reload", v.spec.APIRoot+"bokeh/bokehinfo/"+v.spec.DocID+"/")
 		if err == nil {
+			st.step("reload", t0)
 			return true, true
 		}
 		var he *httpError

@@ -22,7 +22,8 @@ import (
 // Limits of process handling.
 const (
 	readyWait = 30 * time.Second
-	stopWait  = 10 * time.Second
+	// stopWait is long enough for bokeh-server to drain workers of 100,000 websockets.
+	stopWait = 30 * time.Second
 )
 
 // benchSecret is the secret shared by the API and the workers this command starts; it

@@ -177,8 +177,8 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.IntVar(&o.scaleWorkers, "scale-workers", 6, "scale: workers (each needs an open-files limit above its share of the viewers)")
 	fs.IntVar(&o.scaleDocs, "scale-docs", 10, "scale: documents updated at once in the many-documents case")
 	fs.IntVar(&o.scaleProcs, "scale-procs", 8, "scale: load-generator processes at least (more if the open-files limit needs them)")
-	fs.IntVar(&o.storms, "storms", 2, "scale: reconnect storms per run")
-	fs.DurationVar(&o.stormWait, "storm-wait", 60*time.Second, "scale: how long a storm waits for every viewer to be back")
+	fs.IntVar(&o.storms, "storms", 1, "scale: reconnect storms (each up to --storm-wait)")
+	fs.DurationVar(&o.stormWait, "storm-wait", 90*time.Second, "scale: how long a storm waits for every viewer to be back (the target is 30 s)")
 	fs.StringSliceVar(&o.scaleParts, "scale-parts", scaleParts, "scale: the parts to run (the viewers always connect, and idle memory is measured)")
 	fs.Float64Var(&o.stormJitter, "storm-jitter", 0.3, "scale: random part added to each reconnection delay, as a fraction of it (live.js: 0.3)")
 	if err := fs.Parse(args); err != nil {

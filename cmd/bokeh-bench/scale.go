@@ -24,30 +24,38 @@ import (
 
 // Figure names of the scale scenario.
 const (
-	figViewers    = "viewers connected"
-	figConnectS   = "time to connect them"
-	figHeapConn   = "Go heap in use per connection"
-	figStackConn  = "goroutine stacks per connection"
-	figGorosConn  = "goroutines per connection"
-	figUpd50      = "update latency p50"
-	figUpd99      = "update latency p99"
-	figUpdMax     = "update latency max"
-	figUpdMissing = "frames missing"
-	figUpdSrvCPU  = "server CPU per update"
-	figUpdCliCPU  = "load generator CPU per update"
-	figStormAll   = "all back after"
-	figStorm50    = "back after, p50"
-	figStorm99    = "back after, p99"
-	figStormNot   = "viewers not back"
-	figStormHint  = "refusals with a retry hint"
-	figStormFail  = "failed requests"
-	figStormTries = "attempts per viewer"
-	figStormKeys  = "doc-key lookups at the API"
-	figStormInfo  = "document reloads at the API"
-	figStormSrv   = "server CPU busy"
-	figStormCli   = "load generator CPU busy"
-	figStormAfter = "update after the storm: frames missing"
+	figViewers     = "viewers connected"
+	figConnectS    = "time to connect them"
+	figHeapConn    = "Go heap in use per connection"
+	figStackConn   = "goroutine stacks per connection"
+	figGorosConn   = "goroutines per connection"
+	figUpd50       = "update latency p50"
+	figUpd99       = "update latency p99"
+	figUpdMax      = "update latency max"
+	figUpdMissing  = "frames missing"
+	figUpdSrvCPU   = "server CPU per update"
+	figUpdCliCPU   = "load generator CPU per update"
+	figStormAll    = "all back after"
+	figStorm50     = "back after, p50"
+	figStorm99     = "back after, p99"
+	figStormNot    = "viewers not back"
+	figStormHint   = "refusals with a retry hint"
+	figStormFail   = "failed requests"
+	figStormTries  = "attempts per viewer"
+	figStormKeys   = "doc-key lookups at the API"
+	figStormInfo   = "document reloads at the API"
+	figStormSrv    = "server CPU busy"
+	figStormCli    = "load generator CPU busy"
+	figStormAPI    = "API CPU (of one CPU)"
+	figStormSrvPer = "server CPU per viewer back"
+	figStormCliPer = "load generator CPU per viewer back"
+	figStormAfter  = "update after the storm: frames missing"
 )
+
+// stormSteps are the steps of a reconnection, timed when they succeed.
+var stormSteps = []string{"wsurl", "websocket", "subscribe", "reload"}
+
+func figStep(step, p string) string { return "step " + step + ", " + p }
 
 func caseIdle(v, w int) string { return fmt.Sprintf("idle, %s viewers, W=%d", thousands(int64(v)), w) }
 func caseOneDoc(v int) string  { return fmt.Sprintf("1 doc × %s viewers", thousands(int64(v))) }
@@ -353,13 +361,14 @@ type stormResult struct {
 	attempts int
 	hinted   map[string]int
 	failed   map[string]int
+	steps    map[string][]int64
 	cliCPU   time.Duration
 }
 
 // runStorm arms the viewers' reconnection, calls kill, and waits until every viewer is back
 // or --storm-wait has passed.
 func (e *env) runStorm(fl *fleet, viewers int, kill func() error) (stormResult, error) {
-	res := stormResult{viewers: viewers, hinted: map[string]int{}, failed: map[string]int{}}
+	res := stormResult{viewers: viewers, hinted: map[string]int{}, failed: map[string]int{}, steps: map[string][]int64{}}
 	if _, err := fl.same(fleetReq{Cmd: "storm", Storm: ptr(e.liveJS())}); err != nil {
 		return res, err
 	}
@@ -369,19 +378,16 @@ func (e *env) runStorm(fl *fleet, viewers int, kill func() error) (stormResult, 
 		return res, err
 	}
 	deadline := time.Now().Add(e.o.stormWait)
-	var last []fleetResp
 	for {
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 		rs, err := fl.same(fleetReq{Cmd: "stormstat"})
 		if err != nil {
 			return res, err
 		}
-		last = rs
-		closed, notBack, back := 0, 0, 0
+		closed, notBack := 0, 0
 		for _, r := range rs {
 			closed += r.Storm.Closed
 			notBack += r.Storm.NotBack
-			back += len(r.Storm.Back)
 		}
 		if (closed >= viewers && notBack == 0) || time.Now().After(deadline) {
 			res.notBack = notBack + max(viewers-closed, 0)
@@ -389,6 +395,10 @@ func (e *env) runStorm(fl *fleet, viewers int, kill func() error) (stormResult, 
 		}
 	}
 	res.cliCPU = fl.cpu() - cli0
+	last, err := fl.same(fleetReq{Cmd: "stormstat", Full: true})
+	if err != nil {
+		return res, err
+	}
 	if _, err := fl.same(fleetReq{Cmd: "stopstorm"}); err != nil {
 		return res, err
 	}
@@ -403,6 +413,9 @@ func (e *env) runStorm(fl *fleet, viewers int, kill func() error) (stormResult, 
 		for k, v := range r.Storm.Failed {
 			res.failed[k] += v
 		}
+		for k, v := range r.Storm.Steps {
+			res.steps[k] = append(res.steps[k], v...)
+		}
 	}
 	if len(res.back) > 0 {
 		res.allBack = time.Duration(slices.Max(res.back))
@@ -411,6 +424,14 @@ func (e *env) runStorm(fl *fleet, viewers int, kill func() error) (stormResult, 
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// perViewer records the CPU the servers and the load generator spent per viewer brought back.
+func (res *stormResult) perViewer(r *row, server time.Duration) {
+	if n := len(res.back); n > 0 {
+		r.set(figStormSrvPer, "µs", float64(server)/1e3/float64(n))
+		r.set(figStormCliPer, "µs", float64(res.cliCPU)/1e3/float64(n))
+	}
+}
 
 // record adds one storm's figures to r.
 func (res *stormResult) record(r *row) {
@@ -427,6 +448,13 @@ func (res *stormResult) record(r *row) {
 	for k, v := range res.failed {
 		failed += v
 		r.note("failed: %s (%d)", k, v)
+	}
+	for _, step := range stormSteps {
+		if ds := res.steps[step]; len(ds) > 0 {
+			p := percentiles(ds, 50, 99)
+			r.set(figStep(step, "p50"), "s", p[0]/1e3)
+			r.set(figStep(step, "p99"), "s", p[1]/1e3)
+		}
 	}
 	r.set(figStormHint, "count", float64(hinted))
 	r.set(figStormFail, "count", float64(failed))
@@ -459,6 +487,7 @@ func (e *env) serverStorm(fl *fleet, t *topology, plan scalePlan, doc *scaleDoc,
 	}
 	api1, _ := cpuTime(t.api.pid())
 	srvCPU := api1 - api0
+	apiCPU := srvCPU
 	for _, pid := range t.managedWorkers() {
 		if !slices.Contains(old, pid) {
 			if d, err := cpuTime(pid); err == nil {
@@ -477,6 +506,8 @@ func (e *env) serverStorm(fl *fleet, t *topology, plan scalePlan, doc *scaleDoc,
 	}
 	r.set(figStormSrv, "%", 100*float64(srvCPU)/float64(wall)/float64(len(e.split.Server)))
 	r.set(figStormCli, "%", 100*float64(res.cliCPU)/float64(wall)/float64(len(e.split.Client)))
+	r.set(figStormAPI, "%", 100*float64(apiCPU)/float64(wall))
+	res.perViewer(r, srvCPU)
 	r.set(figStormKeys, "count", m1.sum(routeDocKeys, "")-m0.sum(routeDocKeys, ""))
 	r.set(figStormInfo, "count", m1.sum(routeDocInfo, "200")-m0.sum(routeDocInfo, "200"))
 	for _, code := range []string{"429", "503", "500"} {
@@ -744,6 +775,7 @@ func (e *env) scaleRaw(plan scalePlan) error {
 			wall = e.o.stormWait
 		}
 		r.set(figStormSrv, "%", 100*float64(cpuSum(pids)-srv0)/float64(wall)/float64(len(e.split.Server)))
+		res.perViewer(r, cpuSum(pids)-srv0)
 		r.set(figStormCli, "%", 100*float64(res.cliCPU)/float64(wall)/float64(len(e.split.Client)))
 		e.log("scale: raw storm %d: all back after %.2f s (%d not back), %d attempts, failed %v", run+1,
 			res.allBack.Seconds(), res.notBack, res.attempts, res.failed)
