@@ -325,6 +325,12 @@ func dialSubscriberWith(ctx context.Context, d *websocket.Dialer, url, topic, au
 			conn.Close()
 			return nil, fmt.Errorf("subscribe: %w", err)
 		}
+		// A ping while the answer is awaited: gorilla's own handler gives its pong one
+		// second, which a busy load generator may miss, failing the subscribe.
+		conn.SetPingHandler(func(data string) error {
+			conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(replyWait))
+			return nil
+		})
 		conn.SetReadDeadline(time.Now().Add(replyWait))
 		_, reply, err := conn.ReadMessage()
 		if err != nil || !bytes.Contains(reply, []byte("subscribesuccess")) {

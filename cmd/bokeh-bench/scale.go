@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ const (
 	figStormCli    = "load generator CPU busy"
 	figStormAPI    = "API CPU (of one CPU)"
 	figStormSrvPer = "server CPU per viewer back"
+	figStormListen = "listen queue overflows (kernel)"
 	figStormCliPer = "load generator CPU per viewer back"
 	figStormAfter  = "update after the storm: frames missing"
 )
@@ -473,6 +475,7 @@ func (e *env) serverStorm(fl *fleet, t *topology, plan scalePlan, doc *scaleDoc,
 		return err
 	}
 	old := t.managedWorkers()
+	overflows0 := listenOverflows()
 	e.log("scale: storm %d: killing workers %v", run+1, old)
 	res, err := e.runStorm(fl, plan.viewers, func() error {
 		for _, pid := range old {
@@ -507,6 +510,7 @@ func (e *env) serverStorm(fl *fleet, t *topology, plan scalePlan, doc *scaleDoc,
 	r.set(figStormSrv, "%", 100*float64(srvCPU)/float64(wall)/float64(len(e.split.Server)))
 	r.set(figStormCli, "%", 100*float64(res.cliCPU)/float64(wall)/float64(len(e.split.Client)))
 	r.set(figStormAPI, "%", 100*float64(apiCPU)/float64(wall))
+	r.set(figStormListen, "count", float64(listenOverflows()-overflows0))
 	res.perViewer(r, srvCPU)
 	r.set(figStormKeys, "count", m1.sum(routeDocKeys, "")-m0.sum(routeDocKeys, ""))
 	r.set(figStormInfo, "count", m1.sum(routeDocInfo, "200")-m0.sum(routeDocInfo, "200"))
@@ -765,6 +769,7 @@ func (e *env) scaleRaw(plan scalePlan) error {
 	for run := range e.o.storms {
 		r := e.rep.row("limits", rawCase(caseStorm(plan.viewers, plan.workers)))
 		srv0 := cpuSum(pids)
+		overflows0 := listenOverflows()
 		res, err := e.runStorm(fl, opened, func() error { return rawCommand(raws, "drop") })
 		if err != nil {
 			return err
@@ -776,10 +781,35 @@ func (e *env) scaleRaw(plan scalePlan) error {
 		}
 		r.set(figStormSrv, "%", 100*float64(cpuSum(pids)-srv0)/float64(wall)/float64(len(e.split.Server)))
 		res.perViewer(r, cpuSum(pids)-srv0)
+		r.set(figStormListen, "count", float64(listenOverflows()-overflows0))
 		r.set(figStormCli, "%", 100*float64(res.cliCPU)/float64(wall)/float64(len(e.split.Client)))
 		e.log("scale: raw storm %d: all back after %.2f s (%d not back), %d attempts, failed %v", run+1,
 			res.allBack.Seconds(), res.notBack, res.attempts, res.failed)
 		time.Sleep(time.Second)
 	}
 	return nil
+}
+
+// listenOverflows is the kernel's count of connections dropped because a listen queue was
+// full (TcpExt ListenOverflows): each is retried by the client's kernel a second or more
+// later. It counts for the whole machine.
+func listenOverflows() int64 {
+	b, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		return 0
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != "TcpExt:" || len(values) != len(names) {
+			continue
+		}
+		for k, n := range names {
+			if n == "ListenOverflows" {
+				v, _ := strconv.ParseInt(values[k], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
 }
