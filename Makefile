@@ -25,14 +25,16 @@ BENCH_ARGS ?= --duration 1500ms
 RUN_ENV := BOKEH_BIN_DIR=$(CURDIR)/bin BOKEHJS_DIR=$(CURDIR)/build/bokehjs-0.8.2 \
 	BOKEH_STATIC_DIR=$(CURDIR)/build/static
 
-.PHONY: help setup build run test test-unit fuzz bench lint clean
+SCALE_ARGS ?=
+
+.PHONY: help setup build run test test-unit fuzz bench bench-scale lint clean
 
 help: ## list the targets
 	@echo "usage: make TARGET [VAR=value ...]"
 	@echo
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-10s %s\n", $$1, $$2 }'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-12s %s\n", $$1, $$2 }'
 	@echo
-	@echo "variables: ARGS (run), FUZZTIME=$(FUZZTIME) (fuzz), BENCHTIME=$(BENCHTIME) BENCH_ARGS (bench)"
+	@echo "variables: ARGS (run), FUZZTIME=$(FUZZTIME) (fuzz), BENCHTIME=$(BENCHTIME) BENCH_ARGS (bench), SCALE_ARGS (bench-scale)"
 
 setup: ## install apt packages, build BokehJS, fetch static files, build bin/ (scripts/setup.sh)
 	scripts/setup.sh
@@ -61,6 +63,11 @@ bench: build ## the end-to-end bin/bokeh-bench standard set, then hot-path go be
 	$(RUN_ENV) timeout 270 bin/bokeh-bench $(BENCH_ARGS)
 	$(RUN_ENV) go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 2m \
 		./api/... ./storage/... ./broker/... ./cmd/ws-worker/wshub/
+
+# 100,000 websockets over 6 workers and a reconnect storm (bokeh-bench scale; README,
+# Performance, lists the kernel settings it needs).
+bench-scale: build ## bin/bokeh-bench scale: 100,000 viewers, fan-out, reconnect storm, raw limits (< 10 min)
+	$(RUN_ENV) timeout 600 bin/bokeh-bench scale $(SCALE_ARGS)
 
 lint: ## gofmt -l must list nothing; go vet ./... (scripts/lint.sh)
 	scripts/lint.sh

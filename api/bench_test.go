@@ -85,3 +85,48 @@ func BenchmarkBulkUpsert1000(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDocInfoCrowd measures a crowd reloading one document at once (bokehinfo, 64
+// requests in flight, as after a worker restart), with concurrent builds shared and not:
+// the CPU per answer is what the API spends on a reconnect storm's reloads.
+func BenchmarkDocInfoCrowd(b *testing.B) {
+	for _, shared := range []bool{false, true} {
+		name := map[bool]string{false: "unshared", true: "shared"}[shared]
+		b.Run(name, func(b *testing.B) {
+			store := storage.NewMemory(time.Hour)
+			defer store.Close()
+			srv, err := api.New(api.Config{SecretKey: "bench", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+				store, &countingPublisher{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !shared {
+				api.UnshareReads(srv)
+			}
+			h := srv.Handler()
+			hs := httptest.NewServer(h)
+			defer hs.Close()
+			c := apitest.NewPyClient(hs.URL)
+			c.UseDoc(b, "bench")
+			ctx, _ := c.LoadDocument(b)
+			plot := apitest.NewPlot(c.DocID, ctx.ID, 100)
+			c.Push(b, apitest.MarshalModels(b, plot.Models))
+			url := "/bokeh/bokehinfo/" + c.DocID + "/"
+			b.ReportAllocs()
+			b.SetParallelism(64)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := httptest.NewRequest(http.MethodGet, url, nil)
+					req.Host = "127.0.0.1"
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req)
+					if w.Code != http.StatusOK {
+						b.Errorf("bokehinfo: %d %s", w.Code, w.Body)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -17,6 +19,12 @@ var (
 	errUnauthorized = echo.NewHTTPError(http.StatusUnauthorized, "unauthorized: no permission for this document or no user logged in")
 	errLoginNeeded  = echo.NewHTTPError(http.StatusUnauthorized, "unauthorized: log in, or send BOKEHUSER and BOKEHUSER-API-KEY")
 )
+
+// DefaultRetryAfter is the Retry-After of a 503 or 429 that does not name its own: long
+// enough for a worker restart or a storage failover, short enough not to lose a viewer.
+const DefaultRetryAfter = time.Second
+
+const headerRetryAfter = "Retry-After"
 
 func badRequest(format string, args ...any) error {
 	return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf(format, args...))
@@ -60,6 +68,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	default:
 		s.metrics.storageError(err)
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	if (code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests) && c.Response().Header().Get(headerRetryAfter) == "" {
+		// Every refusal that may succeed later says when: pages (live.js) and clients
+		// wait that long instead of retrying at once, all together.
+		c.Response().Header().Set(headerRetryAfter, strconv.Itoa(int(DefaultRetryAfter/time.Second)))
 	}
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(code)

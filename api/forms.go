@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -93,3 +94,9 @@ func (l *loginLimiter) allow(key string, now time.Time) bool {
 }
 
 var errTooManyLogins = echo.NewHTTPError(http.StatusTooManyRequests, "too many login attempts; wait a minute and try again")
+
+// tooManyLogins refuses a throttled login, saying when the next attempt is allowed.
+func tooManyLogins(c echo.Context) error {
+	c.Response().Header().Set(headerRetryAfter, strconv.Itoa(int(max(loginEvery/time.Second, 1))))
+	return errTooManyLogins
+}

@@ -86,6 +86,9 @@ func TestLoginThrottled(t *testing.T) {
 	for i := 0; i < 30 && !throttled; i++ {
 		resp, _ := postForm(t, formBrowser(t), a.root+"bokeh/login", form, "")
 		throttled = resp.StatusCode == http.StatusTooManyRequests
+		if throttled && resp.Header.Get("Retry-After") != "6" {
+			t.Errorf("throttled login: Retry-After %q, want 6 (one attempt per 6 s)", resp.Header.Get("Retry-After"))
+		}
 	}
 	if !throttled {
 		t.Fatal("30 wrong passwords in a row were never throttled")

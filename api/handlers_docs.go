@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -130,15 +131,31 @@ func (s *Server) docInfo(c echo.Context) error {
 
 // writeDocInfo answers {"plot_context_ref", "docid", "all_models", "apikey"} with the
 // readonly key (0.8.2), for browsers: bare NaN tokens become strings.
+// Without a scratch copy, concurrent requests share builds (sharedreads.go).
 func (s *Server) writeDocInfo(c echo.Context, docid string) error {
-	a, d, err := s.readDocument(c, docid)
+	a, err := s.authorizeRead(c, docid, true)
 	if err != nil {
 		return err
 	}
-	out := appendInfoHead(nil, a.doc)
-	out = appendModelList(out, d.reachable(), nil)
-	out = append(out, '}')
-	return jsonBytes(c, rawjson.Sanitize(out))
+	build := func(ctx context.Context) ([]byte, error) {
+		d, err := s.loadModels(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		out := appendInfoHead(nil, a.doc)
+		out = appendModelList(out, d.reachable(), nil)
+		return rawjson.Sanitize(append(out, '}')), nil
+	}
+	var body []byte
+	if a.temp == "" && s.infoReads != nil {
+		body, err = s.infoReads.do(c.Request().Context(), a.doc.DocID, build)
+	} else {
+		body, err = build(c.Request().Context())
+	}
+	if err != nil {
+		return err
+	}
+	return jsonBytes(c, body)
 }
 
 func appendInfoHead(dst []byte, doc storage.Doc) []byte {

@@ -112,7 +112,7 @@ func (s *Server) login(c echo.Context) error {
 	name, password := c.FormValue("username"), c.FormValue("password")
 	if !s.logins.allow(c.RealIP()+"\x00"+name, time.Now()) {
 		s.log.Warn("login attempts throttled", "user", name, "remote", c.RealIP())
-		return errTooManyLogins
+		return tooManyLogins(c)
 	}
 	user, ok, err := s.checkLogin(c, name, password)
 	if err != nil {
@@ -178,7 +178,7 @@ func (s *Server) loginFromAPIKey(c echo.Context) error {
 	}
 	name, key := c.QueryParam("username"), c.QueryParam("userapikey")
 	if !s.logins.allow(c.RealIP()+"\x00"+name, time.Now()) {
-		return errTooManyLogins
+		return tooManyLogins(c)
 	}
 	user, err := s.loadUser(c.Request().Context(), name)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -109,6 +109,8 @@ type Server struct {
 	logins *loginLimiter
 	fields *fieldCache
 	docs   *docCache
+	// infoReads shares concurrent builds of document reloads (bokehinfo).
+	infoReads *sharedReads
 
 	proxies *proxyTrust
 	hosts   *hostPolicy
@@ -144,15 +146,16 @@ func New(cfg Config, store storage.Store, pub broker.Publisher) (*Server, error)
 	}
 	cfg.Scratch = cfg.Scratch.withDefaults()
 	s := &Server{
-		cfg:    cfg,
-		store:  store,
-		pub:    pub,
-		log:    cfg.Logger,
-		locks:  newKeyedLocks(),
-		token:  workerapi.InternalToken(cfg.SecretKey),
-		logins: newLoginLimiter(),
-		fields: newFieldCache(),
-		docs:   newDocCache(),
+		cfg:       cfg,
+		store:     store,
+		pub:       pub,
+		log:       cfg.Logger,
+		locks:     newKeyedLocks(),
+		token:     workerapi.InternalToken(cfg.SecretKey),
+		logins:    newLoginLimiter(),
+		fields:    newFieldCache(),
+		docs:      newDocCache(),
+		infoReads: newSharedReads(),
 
 		proxies: newProxyTrust(cfg.TrustedProxies),
 		hosts:   newHostPolicy(cfg.ListenHost, cfg.AllowedHosts),

@@ -1,23 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
-	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/gorilla/websocket"
 	zmq "github.com/pebbe/zmq4"
 	"github.com/spf13/pflag"
 
@@ -31,6 +24,13 @@ import (
 // CPU).
 
 func runChild(name string, args []string) int {
+	if name == "internal-clients" { // its stdin carries requests; EOF ends it
+		if err := clientsChild(args); err != nil {
+			fmt.Fprintln(os.Stderr, name+":", err)
+			return 1
+		}
+		return 0
+	}
 	// The parent's death (stdin closing) or a signal ends a child.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -52,166 +52,6 @@ func runChild(name string, args []string) int {
 		return 1
 	}
 	return 0
-}
-
-// broadcastChild serves websockets at /ws and takes publish commands on a second port: a
-// line with a sequence number is answered "ok" at once (as the API answers a write once it
-// has published), and the frame of that sequence number is prepared once and written to
-// every connection by GOMAXPROCS broadcasting goroutines, each over its share of the
-// connections in order. It stands for a worker with nothing but the broadcast itself: no
-// ZeroMQ, no hub, no per-connection queue or writer goroutine.
-func broadcastChild(ctx context.Context, args []string) error {
-	fs := pflag.NewFlagSet("internal-broadcast", pflag.ContinueOnError)
-	docid := fs.String("docid", "00000000-0000-0000-0000-000000000000", "document id in the frames")
-	frameBytes := fs.Int("frame-bytes", 1024, "frame size")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	ctl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	pad := newSmallBodies(*docid, *frameBytes).pad
-	// The hub's buffer settings, so that the idle figures compare.
-	up := &websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{},
-		CheckOrigin: func(*http.Request) bool { return true }}
-	b := &broadcaster{shards: make([]*shard, runtime.GOMAXPROCS(0)), queue: make(chan *websocket.PreparedMessage, 1<<16)}
-	for i := range b.shards {
-		b.shards[i] = &shard{conns: map[*websocket.Conn]struct{}{}, in: make(chan *websocket.PreparedMessage, 1<<16)}
-		go b.shards[i].run()
-	}
-	go b.run()
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		c.SetWriteDeadline(time.Now().Add(time.Hour)) // bounds a write to a stuck client
-		sh := b.add(c)
-		go func() { // the one goroutine per connection: control frames and the close
-			for {
-				if _, _, err := c.NextReader(); err != nil {
-					sh.remove(c)
-					c.Close()
-					return
-				}
-			}
-		}()
-	})
-	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, b.count()) })
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	go func() {
-		for {
-			c, err := ctl.Accept()
-			if err != nil {
-				return
-			}
-			go b.control(c, *docid, pad)
-		}
-	}()
-	fmt.Printf("listening %d %d\n", ln.Addr().(*net.TCPAddr).Port, ctl.Addr().(*net.TCPAddr).Port)
-	<-ctx.Done()
-	ctl.Close()
-	srv.Close()
-	return nil
-}
-
-type broadcaster struct {
-	shards []*shard
-	queue  chan *websocket.PreparedMessage
-	next   atomic.Uint64
-}
-
-type shard struct {
-	mu    sync.Mutex
-	conns map[*websocket.Conn]struct{}
-	list  []*websocket.Conn // copy-on-write snapshot of conns
-	in    chan *websocket.PreparedMessage
-}
-
-func (b *broadcaster) add(c *websocket.Conn) *shard {
-	sh := b.shards[b.next.Add(1)%uint64(len(b.shards))]
-	sh.mu.Lock()
-	sh.conns[c] = struct{}{}
-	sh.list = nil
-	sh.mu.Unlock()
-	return sh
-}
-
-func (sh *shard) remove(c *websocket.Conn) {
-	sh.mu.Lock()
-	delete(sh.conns, c)
-	sh.list = nil
-	sh.mu.Unlock()
-}
-
-func (sh *shard) snapshot() []*websocket.Conn {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.list == nil {
-		sh.list = make([]*websocket.Conn, 0, len(sh.conns))
-		for c := range sh.conns {
-			sh.list = append(sh.list, c)
-		}
-	}
-	return sh.list
-}
-
-func (b *broadcaster) count() int {
-	n := 0
-	for _, sh := range b.shards {
-		sh.mu.Lock()
-		n += len(sh.conns)
-		sh.mu.Unlock()
-	}
-	return n
-}
-
-// run hands every prepared frame to every shard.
-func (b *broadcaster) run() {
-	for pm := range b.queue {
-		for _, sh := range b.shards {
-			sh.in <- pm
-		}
-	}
-}
-
-func (sh *shard) run() {
-	for pm := range sh.in {
-		for _, c := range sh.snapshot() {
-			c.WritePreparedMessage(pm) // a failed connection's reader removes it
-		}
-	}
-}
-
-// control answers publish commands on one connection.
-func (b *broadcaster) control(c net.Conn, docid, pad string) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadSlice('\n')
-		if err != nil {
-			return
-		}
-		seq, err := strconv.ParseUint(string(line[:len(line)-1]), 10, 64)
-		if err != nil {
-			return
-		}
-		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, fanFrame(docid, seq, pad))
-		if err != nil {
-			return
-		}
-		b.queue <- pm
-		if _, err := c.Write([]byte("ok\n")); err != nil {
-			return
-		}
-	}
 }
 
 // zmqCase is one frame kind's raw ZeroMQ figures, one value per run.

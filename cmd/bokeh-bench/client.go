@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -294,6 +295,8 @@ type subscriber struct {
 	keep    bool // record samples (else only count)
 	done    chan struct{}
 	err     error
+	// closeCode is the code of the server's close frame (0: none came); read after done.
+	closeCode int
 }
 
 var dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
@@ -301,23 +304,38 @@ var dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSiz
 // dialSubscriber opens a websocket to url and, unless topic is empty, subscribes like
 // BokehJS and waits for subscribesuccess. The reader starts at once.
 func dialSubscriber(url, topic, auth string) (*subscriber, error) {
-	conn, resp, err := dialer.Dial(url, http.Header{"Origin": {"http://127.0.0.1"}})
+	return dialSubscriberWith(context.Background(), dialer, url, topic, auth, 15*time.Second, nil)
+}
+
+// dialSubscriberWith is dialSubscriber through d, within ctx, waiting at most replyWait for
+// the subscribe's answer; opened, when not nil, is called once the websocket is open.
+func dialSubscriberWith(ctx context.Context, d *websocket.Dialer, url, topic, auth string, replyWait time.Duration, opened func()) (*subscriber, error) {
+	conn, resp, err := d.DialContext(ctx, url, http.Header{"Origin": {"http://127.0.0.1"}})
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", url, err)
+		return nil, &dialError{url: url, resp: resp, err: err}
 	}
 	resp.Body.Close()
+	if opened != nil {
+		opened()
+	}
 	if topic != "" {
 		msg, _ := json.Marshal(map[string]any{"msgtype": "subscribe", "topic": topic, "auth": auth})
-		conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		conn.SetWriteDeadline(time.Now().Add(replyWait))
 		if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("subscribe: %w", err)
 		}
-		conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+		// A ping while the answer is awaited: gorilla's own handler gives its pong one
+		// second, which a busy load generator may miss, failing the subscribe.
+		conn.SetPingHandler(func(data string) error {
+			conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(replyWait))
+			return nil
+		})
+		conn.SetReadDeadline(time.Now().Add(replyWait))
 		_, reply, err := conn.ReadMessage()
 		if err != nil || !bytes.Contains(reply, []byte("subscribesuccess")) {
 			conn.Close()
-			return nil, fmt.Errorf("subscribe %s: %q %v", topic, reply, err)
+			return nil, &subscribeError{topic: topic, reply: reply, err: err}
 		}
 		conn.SetReadDeadline(time.Time{})
 	}
@@ -359,6 +377,7 @@ func (s *subscriber) read() {
 			if len(payload) >= 2 {
 				code = int(binary.BigEndian.Uint16(payload))
 			}
+			s.closeCode = code
 			return fmt.Errorf("server closed the websocket (code %d)", code)
 		}
 		return nil
@@ -457,6 +476,34 @@ func parseSeq(frame []byte) (seq uint64, ok bool) {
 		n++
 	}
 	return seq, n > 0
+}
+
+// dialError is a failed websocket dial; resp is the refusal of a failed handshake (its body
+// closed), else nil.
+type dialError struct {
+	url  string
+	resp *http.Response
+	err  error
+}
+
+func (e *dialError) Error() string {
+	if e.resp != nil {
+		return fmt.Sprintf("dial %s: %v (status %d)", e.url, e.err, e.resp.StatusCode)
+	}
+	return fmt.Sprintf("dial %s: %v", e.url, e.err)
+}
+
+func (e *dialError) Unwrap() error { return e.err }
+
+// subscribeError is a subscribe that got no subscribesuccess.
+type subscribeError struct {
+	topic string
+	reply []byte
+	err   error
+}
+
+func (e *subscribeError) Error() string {
+	return fmt.Sprintf("subscribe %s: %q %v", e.topic, e.reply, e.err)
 }
 
 // dialMany opens n subscribers over urls (round robin), a few at a time.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -21,7 +22,8 @@ import (
 // Limits of process handling.
 const (
 	readyWait = 30 * time.Second
-	stopWait  = 10 * time.Second
+	// stopWait is long enough for bokeh-server to drain workers of 100,000 websockets.
+	stopWait = 30 * time.Second
 )
 
 // benchSecret is the secret shared by the API and the workers this command starts; it
@@ -399,4 +401,84 @@ func curveKeys(dir string) (allowDir string, serverEnv, workerEnv []string, err 
 	}
 	return allowDir, []string{"BOKEH_ZMQ_CURVE_KEY=" + serverSecret},
 		[]string{"BOKEH_ZMQ_CURVE_KEY=" + workerSecret, "BOKEH_ZMQ_CURVE_SERVER_KEY=" + serverPub}, nil
+}
+
+// freePortRun returns the first of n consecutive free loopback ports (bokeh-server's
+// --ws-port with --ws-workers n).
+func (l *launcher) freePortRun(n int) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for range 200 {
+		base := 20000 + rand.IntN(30000)
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			if l.ports[p] {
+				ok = false
+				break
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+		}
+		if ok {
+			for p := base; p < base+n; p++ {
+				l.ports[p] = true
+			}
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("no %d consecutive free ports", n)
+}
+
+// startManaged starts bokeh-server on the memory backend with n workers of its own
+// (--ws-workers), as in production: it hands pages out over them (bokeh/wsurl/) and
+// restarts those that die. Worker process ids are found with managedWorkers.
+func (l *launcher) startManaged(n int) (*topology, error) {
+	apiPort, err := l.freePort()
+	if err != nil {
+		return nil, err
+	}
+	zmqPort, err := l.freePort()
+	if err != nil {
+		return nil, err
+	}
+	wsPort, err := l.freePortRun(n)
+	if err != nil {
+		return nil, err
+	}
+	t := &topology{backend: "memory", apiRoot: "http://127.0.0.1:" + strconv.Itoa(apiPort) + "/",
+		zmqAddr: "tcp://127.0.0.1:" + strconv.Itoa(zmqPort)}
+	args := []string{"--ip", "127.0.0.1", "--port", strconv.Itoa(apiPort), "--backend", "memory",
+		"--zmqaddr", t.zmqAddr, "--ws-port", strconv.Itoa(wsPort), "--ws-workers", strconv.Itoa(n)}
+	// Its workers inherit the environment: %p gives each process a profile of its own.
+	env := append(profileEnv("bokeh-server-managed-"+strconv.Itoa(apiPort)+"-%p"), "BOKEH_SECRET_KEY="+benchSecret)
+	if t.api, err = l.start(fmt.Sprintf("bokeh-server-managed-%d", apiPort), l.bin("bokeh-server"), args, env); err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(t.api, t.apiRoot+"bokeh/ping"); err != nil {
+		return nil, err
+	}
+	for i := range n {
+		base := "127.0.0.1:" + strconv.Itoa(wsPort+i)
+		if err := waitHTTP(t.api, "http://"+base+"/healthz"); err != nil {
+			return nil, err
+		}
+		t.wsURLs = append(t.wsURLs, "ws://"+base+"/bokeh/sub/")
+		t.statsURLs = append(t.statsURLs, "http://"+base+"/stats")
+	}
+	return t, nil
+}
+
+// managedWorkers lists the process ids of t's API's ws-worker children.
+func (t *topology) managedWorkers() []int {
+	var out []int
+	for _, pid := range childPIDs(t.api.pid()) {
+		if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); err == nil && strings.TrimSpace(string(b)) == "ws-worker" {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

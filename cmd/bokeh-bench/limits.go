@@ -237,6 +237,22 @@ func (c *ctlConn) publish(seq uint64) error {
 	return nil
 }
 
+// command sends one command line and waits for its "ok".
+func (c *ctlConn) command(line string) error {
+	c.c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.c.Write([]byte(line + "\n")); err != nil {
+		return err
+	}
+	answer, err := c.r.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if string(answer) != "ok\n" {
+		return fmt.Errorf("raw server answered %q to %q", answer, line)
+	}
+	return nil
+}
+
 func (c *ctlConn) close() { c.c.Close() }
 
 func readLine(r *bufio.Reader, timeout time.Duration) (string, error) {

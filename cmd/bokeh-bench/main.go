@@ -53,9 +53,33 @@ type options struct {
 	profileDir  string
 	cpuProfile  string
 	quiet       bool
+
+	scaleViewers int
+	scaleWorkers int
+	scaleDocs    int
+	scaleProcs   int
+	storms       int
+	stormWait    time.Duration
+	stormJitter  float64
+	scaleParts   []string
 }
 
 var scenarioNames = []string{"update", "fanout", "idle", "limits"}
+
+// scaleParts are the parts of the scale scenario (--scale-parts).
+var scaleParts = []string{"fanout", "storm", "docs", "raw"}
+
+func subset(a, of []string) bool {
+	for _, x := range a {
+		if !slices.Contains(of, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// scaleScenario is run only when named (make bench-scale): it takes minutes.
+const scaleScenario = "scale"
 
 const usageHead = `Usage: bokeh-bench [flags] [scenario ...]
 
@@ -80,6 +104,24 @@ Benchmarks bokeh-server end to end. Scenarios (default: all, in this order):
            the same S connections (same client reader), its RSS per idle connection, and raw
            ZeroMQ PUB→SUB over TCP loopback for the same frames (throughput, and latency one
            message at a time); every figure above is printed as a ratio to its limit
+
+Run only when named (make bench-scale, several minutes):
+
+  scale    --scale-viewers browsers (100,000) subscribed to one published document over
+           --scale-workers workers (6) that bokeh-server starts itself (--ws-workers): worker
+           memory per idle connection; one 1 KB update reaching them all (latency from the
+           writer's HTTP answer to each frame); one update each to --scale-docs documents
+           at once, their viewers splitting the same total; and --storms reconnect storms:
+           every worker killed (SIGKILL) while all are connected, bokeh-server restarting
+           them, each viewer coming back as live.js does (backoff 250 ms doubling to 10 s,
+           plus a random --storm-jitter part of it; bokeh/wsurl/, websocket, resubscribe,
+           then bokeh/bokehinfo/<docid>/), until all are back or --storm-wait. Then the
+           same against raw gorilla servers in as many processes holding the same
+           connections (the limit: a raw broadcast, a raw accept loop for the storm).
+           The load generator runs in several processes (each within the open-files
+           limit, which this program raises to the hard limit), each binding its sockets
+           to a loopback source address of its own (127.0.0.2, ...) so that no address
+           runs out of ephemeral ports. Kernel settings: see the README (Performance).
 
 Every case runs --runs times; the table shows the median [min – max] of the runs. Every
 loop is bounded by --duration and --max-msgs. Servers and load generator are pinned to
@@ -128,9 +170,17 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&o.clientCPUs, "client-cpus", "", `CPUs of the load generator (default: second half; "none": no pinning)`)
 	fs.StringVar(&o.updWorkCPUs, "update-worker-cpus", "client", `CPUs of the update scenario's worker: "client" (beside the load generator), "server" (beside the API), or a list`)
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the servers' logs and data (their directory is printed)")
-	fs.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of every started server there (<name>.pprof, via $BOKEH_CPUPROFILE)")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of every started server (and load-generator process of scale) there (<name>.pprof, via $BOKEH_CPUPROFILE)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this program (the load generator) to this file")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress lines on stderr")
+	fs.IntVar(&o.scaleViewers, "scale-viewers", 100000, "scale: websocket viewers in all")
+	fs.IntVar(&o.scaleWorkers, "scale-workers", 6, "scale: workers (each needs an open-files limit above its share of the viewers)")
+	fs.IntVar(&o.scaleDocs, "scale-docs", 10, "scale: documents updated at once in the many-documents case")
+	fs.IntVar(&o.scaleProcs, "scale-procs", 8, "scale: load-generator processes at least (more if the open-files limit needs them)")
+	fs.IntVar(&o.storms, "storms", 1, "scale: reconnect storms (each up to --storm-wait)")
+	fs.DurationVar(&o.stormWait, "storm-wait", 90*time.Second, "scale: how long a storm waits for every viewer to be back (the target is 30 s)")
+	fs.StringSliceVar(&o.scaleParts, "scale-parts", scaleParts, "scale: the parts to run (the viewers always connect, and idle memory is measured)")
+	fs.Float64Var(&o.stormJitter, "storm-jitter", 0.3, "scale: random part added to each reconnection delay, as a fraction of it (live.js: 0.3)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -139,9 +189,19 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		o.scenarios = scenarioNames
 	}
 	for _, s := range o.scenarios {
-		if !slices.Contains(scenarioNames, s) {
-			return nil, fmt.Errorf("unknown scenario %q (want %s or all)", s, strings.Join(scenarioNames, ", "))
+		if !slices.Contains(scenarioNames, s) && s != scaleScenario {
+			return nil, fmt.Errorf("unknown scenario %q (want %s, all or %s)", s, strings.Join(scenarioNames, ", "), scaleScenario)
 		}
+	}
+	switch {
+	case o.scaleViewers < 1 || o.scaleViewers > 1_000_000 || o.scaleWorkers < 1 || o.scaleWorkers > 64:
+		return nil, errors.New("--scale-viewers must be 1 to 1,000,000, --scale-workers 1 to 64")
+	case o.scaleDocs < 1 || o.scaleDocs > o.scaleViewers || o.scaleProcs < 1 || o.scaleProcs > 200:
+		return nil, errors.New("--scale-docs must be 1 to --scale-viewers, --scale-procs 1 to 200")
+	case !subset(o.scaleParts, scaleParts):
+		return nil, fmt.Errorf("--scale-parts: want some of %s", strings.Join(scaleParts, ","))
+	case o.storms < 0 || o.storms > 20 || o.stormWait < time.Second || o.stormJitter < 0 || o.stormJitter > 10:
+		return nil, errors.New("--storms must be 0 to 20, --storm-wait at least 1s, --storm-jitter 0 to 10")
 	}
 	switch {
 	case o.runs < 1 || o.runs > 100:
@@ -177,11 +237,13 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 
 // env is what the scenarios share.
 type env struct {
-	o     *options
-	split cpuSplit
-	l     *launcher
-	rep   *report
-	log   func(format string, args ...any)
+	o         *options
+	fileLimit uint64 // open-files limit of this process and its children
+	infoBytes int    // size of a scale document's bokehinfo answer
+	split     cpuSplit
+	l         *launcher
+	rep       *report
+	log       func(format string, args ...any)
 }
 
 func main() {
@@ -251,12 +313,18 @@ func run(o *options) int {
 		Attached: o.attach, Params: map[string]any{
 			"backends": o.backends, "subscribers": o.subscribers, "workers": o.workers, "idle_conns": o.idleConns,
 			"writers": o.writers, "points": o.points, "frame_bytes": o.frameBytes, "fanout_rate": o.fanoutRate, "update_rate": o.updateRate,
-			"window": o.window, "max_msgs": o.maxMsgs, "scenarios": o.scenarios}}
+			"window": o.window, "max_msgs": o.maxMsgs, "scenarios": o.scenarios,
+			"scale_viewers": o.scaleViewers, "scale_workers": o.scaleWorkers, "scale_docs": o.scaleDocs,
+			"storms": o.storms, "storm_jitter": o.stormJitter}}
 	e := &env{o: o, split: split, l: l, rep: rep, log: func(format string, args ...any) {
 		if !o.quiet {
 			fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
 		}
 	}}
+	if e.fileLimit, err = raiseFileLimit(); err != nil {
+		e.log("cannot raise the open-files limit: %v (limit %d)", err, e.fileLimit)
+	}
+	e.infoBytes = 4096
 	e.log("%s", split.Note)
 	rep.SpeedStart = speedCheck()
 	e.log("speed check: one 61 KB update validated in %.1f µs", rep.SpeedStart)
@@ -277,6 +345,8 @@ func run(o *options) int {
 			err = e.idle()
 		case "limits":
 			err = e.limits()
+		case scaleScenario:
+			err = e.scale()
 		}
 		if err != nil {
 			rep.Errors = append(rep.Errors, s+": "+err.Error())
@@ -287,7 +357,12 @@ func run(o *options) int {
 	l.close(o.keepLogs)
 	rep.SpeedEnd = speedCheck()
 	e.applyLimits()
-	e.checkTargets()
+	if slices.Contains(o.scenarios, scaleScenario) {
+		e.applyScaleLimits()
+		e.checkScaleTargets()
+	} else {
+		e.checkTargets()
+	}
 	rep.Elapsed = time.Since(started).Round(100 * time.Millisecond).String()
 	if o.jsonFile != "" {
 		f, err := os.Create(o.jsonFile)

@@ -161,6 +161,12 @@ func format(v float64, unit string) string {
 		return strconv.FormatFloat(v, 'f', 0, 64) + " %"
 	case "count":
 		return thousands(int64(math.Round(v)))
+	case "s":
+		return strconv.FormatFloat(v, 'f', 2, 64) + " s"
+	case "":
+		if math.Abs(v) < 100 {
+			return strconv.FormatFloat(v, 'f', 2, 64)
+		}
 	}
 	return thousands(int64(math.Round(v))) + " " + unit
 }

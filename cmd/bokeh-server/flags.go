@@ -161,7 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.OverlayTTL, "overlay-ttl", storage.DefaultOverlayTTL, "how long a public viewer's scratch copy, and an applet page's document, is kept after its last change")
 	fs.StringVar(&o.WSConn, "ws-conn-string", "", "websocket URL handed to browsers verbatim, e.g. wss://plots.example.org/bokeh/sub/; a path such as /bokeh/sub/ means the page's own host (a balancer routing it to workers)")
 	fs.IntVar(&o.WSPort, "ws-port", 5007, "port of the first websocket worker; further workers use the next ports")
-	fs.IntVar(&o.WSWorkers, "ws-workers", 1, "number of websocket worker processes to start")
+	fs.IntVar(&o.WSWorkers, "ws-workers", 1, "number of websocket worker processes to start; each holds as many websockets as its open-files limit allows (ulimit -Hn less 256; with 20,000, 100,000 browsers need 6), about 4 KB of memory each when idle")
 	fs.BoolVar(&o.NoWSStart, "no-ws-start", false, "start no websocket worker (run ws-worker processes yourself); unless --ws-conn-string says otherwise, pages are sent to ws://<their host>:<--ws-port>/bokeh/sub/")
 	fs.StringVar(&o.WorkerBin, "ws-worker-bin", "", "ws-worker program to start (default: next to this program, then $PATH)")
 	fs.StringVar(&o.ZMQAddr, "zmqaddr", "tcp://127.0.0.1:5555", "ZeroMQ address where changes are published (bound, or connected with --zmq-connect)")

@@ -32,6 +32,7 @@ type options struct {
 	secretOnArgv   bool // --secret-key was given on the command line (main warns)
 	allowedOrigins []string
 	maxQueueBytes  int
+	maxConns       int
 	zmqHWM         int
 	curveFlags     curvekeys.Flags
 	curve          broker.Curve
@@ -53,6 +54,13 @@ Websocket worker of bokeh-server: browsers connect here (the address bokeh-serve
 /bokeh/wsurl/ hands out) and subscribe to documents; the worker subscribes to those
 topics on bokeh-server's ZeroMQ publisher (or a forwarder) and relays every change.
 Run as many workers as needed behind a load balancer; they need no stickiness.
+
+Each websocket holds an open file: a worker serves at most --max-connections of them (by
+default its open-files limit, raised at start to the hard limit of ulimit -Hn, less
+256 for everything else) and refuses more with 503 and Retry-After, so that pages try
+again, through bokeh-server's wsurl, on another worker. An idle connection costs the
+worker about 9 KB of memory (README, Performance); plan a worker per open-files limit's
+worth of browsers (with a hard limit of 20,000, 100,000 browsers need 6 workers).
 
 When the worker may have missed changes (a message dropped on the way, a publisher
 restarted, its ZeroMQ connection broke), it closes the connections that watch them with
@@ -81,6 +89,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 	o.curveFlags.AddClient(fs, "publisher (bokeh-server, or the forwarder's output)")
 	fs.IntVar(&o.zmqHWM, "zmq-hwm", broker.DefaultHWM, "ZeroMQ receive high-water mark in messages; beyond it the publisher drops messages for this worker, which notices and makes the affected pages reload")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", wshub.DefaultMaxQueueBytes, "per-connection send queue limit in bytes; a browser this far behind is disconnected")
+	fs.IntVar(&o.maxConns, "max-connections", 0, "most websockets (and handshakes under way) at once; more are refused with 503 and Retry-After (0: the open-files limit less 256)")
 	fs.DurationVar(&o.pingInterval, "ping-interval", wshub.DefaultPingInterval, "interval between websocket pings, which keep idle connections and proxies alive")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", wshub.DefaultWriteTimeout, "time allowed for one websocket write before the connection is dropped as too slow")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", wshub.DefaultDrainTimeout, "on shutdown, spread closing connections over this window so browsers do not all come back at once (0: close all at once)")
@@ -144,6 +153,9 @@ func (o *options) validate() error {
 	}
 	if o.zmqHWM < 1 {
 		return fmt.Errorf("--zmq-hwm %d: must be at least 1", o.zmqHWM)
+	}
+	if o.maxConns < 0 {
+		return fmt.Errorf("--max-connections %d: must not be negative", o.maxConns)
 	}
 	if o.maxQueueBytes <= 0 || o.pingInterval <= 0 || o.writeTimeout <= 0 || o.drainTimeout < 0 {
 		return errors.New("--max-queue-bytes, --ping-interval and --write-timeout must be positive, --drain-timeout not negative")

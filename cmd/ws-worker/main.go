@@ -77,7 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func serve(ctx context.Context, o options, getenv func(string) string, log *slog.Logger) error {
 	hub, err := wshub.New(wshub.Config{
 		ZMQAddr: o.zmqAddr, APIURL: o.apiURL, SecretKey: o.secretKey, AllowedOrigins: o.allowedOrigins,
-		MaxQueueBytes: o.maxQueueBytes, PingInterval: o.pingInterval, WriteTimeout: o.writeTimeout,
+		MaxQueueBytes: o.maxQueueBytes, MaxConnections: connectionLimit(o.maxConns, log),
+		PingInterval: o.pingInterval, WriteTimeout: o.writeTimeout,
 		DrainTimeout: drainSetting(o.drainTimeout), HWM: o.zmqHWM, Curve: o.curve, Logger: log,
 	})
 	if err != nil {
@@ -119,6 +120,29 @@ func serve(ctx context.Context, o options, getenv func(string) string, log *slog
 	}
 	log.Info("ws-worker stopped")
 	return serveErr
+}
+
+// filesReserve is what a worker keeps of its open-files limit for everything but
+// websockets: its listener, ZeroMQ, doc-key lookups, probes, handshakes being refused.
+const filesReserve = 256
+
+// connectionLimit is --max-connections, or by default what the open-files limit (which Go
+// raised to the hard limit at start) leaves for websockets.
+func connectionLimit(flag int, log *slog.Logger) int {
+	if flag > 0 {
+		return flag
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == ^uint64(0) {
+		return 0
+	}
+	limit := int(min(rl.Cur, 1<<30)) - filesReserve
+	if limit < 1 {
+		log.Warn("open-files limit too low for websockets", "ulimit_n", rl.Cur)
+		limit = 1
+	}
+	log.Info("connection limit from the open-files limit", "max_connections", limit, "ulimit_n", rl.Cur)
+	return limit
 }
 
 // drainSetting maps the flag's 0 ("close all at once") to the hub's "none" value.

@@ -25,7 +25,7 @@
   // subscribed: the topics the worker confirmed (subscribesuccess) on the current socket.
   var live = window.BokehLive = { state: "connecting", reconnects: 0, reloads: 0, resyncs: 0, subscribed: {} };
   var unloading = false;
-  var backoffFirst = 250, backoffMax = 10000;
+  var backoffFirst = 250, backoffMax = 10000, jitter = 0.3;
   var confirmWait = 3000; // reload anyway if a subscription is not confirmed by then
   var closeResync = 4001, resyncSpread = 250; // a resync reconnects within resyncSpread ms
   var heldReload = null; // timer of a debug:debug:reload held back (see above)
@@ -69,16 +69,40 @@
     });
   }
 
-  // reload fetches each watched document again and applies it, then the pushes that
-  // arrived on socket s meanwhile. Nothing happens if s was replaced in the meantime.
-  function reload(w, s, queue, done) {
-    var pending = plotTopics(w).map(function (docid) {
-      return $.get(prefix() + "bokeh/bokehinfo/" + docid + "/").done(function (data) {
+  // retryAfter is the Retry-After of a failed request in ms (0: none). The server sends
+  // one with every 503 and 429 (a worker restarting, everyone reconnecting at once).
+  function retryAfter(xhr) {
+    var secs = xhr && xhr.getResponseHeader ? parseInt(xhr.getResponseHeader("Retry-After"), 10) : 0;
+    return secs > 0 ? secs * 1000 : 0;
+  }
+
+  // fetchDoc loads one document's models while s is the socket; a refusal that says when
+  // to come back (429 or 503 with Retry-After) is tried again then, plus jitter, so that a
+  // busy server is not left with pages that never reloaded.
+  function fetchDoc(w, s, docid) {
+    var loaded = $.Deferred();
+    (function attempt() {
+      $.get(prefix() + "bokeh/bokehinfo/" + docid + "/").done(function (data) {
         if (w.s === s) {
           Bokeh.load_models(data.all_models);
         }
+        loaded.resolve();
+      }).fail(function (xhr) {
+        var wait = retryAfter(xhr);
+        if (w.s !== s || !wait || (xhr.status !== 429 && xhr.status !== 503)) {
+          loaded.reject();
+          return;
+        }
+        setTimeout(attempt, wait + Math.random() * wait * jitter);
       });
-    });
+    }());
+    return loaded.promise();
+  }
+
+  // reload fetches each watched document again and applies it, then the pushes that
+  // arrived on socket s meanwhile. Nothing happens if s was replaced in the meantime.
+  function reload(w, s, queue, done) {
+    var pending = plotTopics(w).map(function (docid) { return fetchDoc(w, s, docid); });
     $.when.apply($, pending).always(function () {
       if (w.s !== s) {
         return;
@@ -103,9 +127,10 @@
     };
   }
 
+  // schedule reconnects after delay plus a random part of it, so that the pages of a
+  // worker that died do not all come back in the same instant.
   function schedule(w, delay) {
-    var jitter = Math.random() * delay * 0.3;
-    setTimeout(function () { reconnect(w, delay); }, delay + jitter);
+    setTimeout(function () { reconnect(w, delay); }, delay + Math.random() * delay * jitter);
   }
 
   // resynced handles a resync close: the held reload frame is dropped and the page
@@ -188,9 +213,10 @@
           schedule(w, wasOpen ? backoffFirst : next);
         }
       };
-    }).fail(function () {
+    }).fail(function (xhr) {
+      // No worker up yet (a 503 says when to ask again) or the server is unreachable.
       show("stale");
-      schedule(w, next);
+      schedule(w, Math.max(next, retryAfter(xhr)));
     });
   }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,17 +37,23 @@ func textFrame(text []byte) outFrame {
 		size: len(text)}
 }
 
-// client is one websocket connection. Its reader goroutine reads the client's frames and
-// has each handled (a subscribe) on a goroutine of its own. A writer goroutine, the only one
-// that writes besides dispatch's direct writes, runs while there is something to write:
-// queued frames (a queue bounded in bytes, so that a slow browser is closed instead of
-// slowing anyone else, §8 item 13), a ping or the close. An idle connection thus costs one
-// goroutine and its buffers; pings come from the hub's pinger.
+// client is one websocket connection. The hub's poller reads its frames (reader.go) and
+// has text frames handled (a subscribe), one at a time, on a goroutine that runs while
+// there are some. A writer goroutine, the only one that writes besides dispatch's direct
+// writes, runs while there is something to write: queued frames (a queue bounded in bytes,
+// so that a slow browser is closed instead of slowing anyone else, §8 item 13), a ping or
+// the close. An idle connection thus costs no goroutine; pings come from the hub's pinger,
+// which also closes connections silent for longer than the read timeout.
 type client struct {
 	id   string
 	hub  *Hub
-	conn *websocket.Conn
-	slot uint8 // the hub's pinger pings the connection in this slot of PingInterval
+	nc   net.Conn
+	raw  syscall.RawConn // nc's socket, for the poller's reads and dispatch's direct writes
+	fd   int32           // its number, as the poller knows it
+	slot uint8           // the hub's pinger pings the connection in this slot of PingInterval
+
+	in       inFrames     // what the client sent so far; the poller's alone
+	lastRead atomic.Int64 // time of the last bytes read, unix nanoseconds
 
 	topics []string // guarded by hub.mu; usually one or two
 
@@ -58,20 +66,37 @@ type client struct {
 	closing  bool
 	code     int
 	reason   string
-	peerGone bool            // no close frame can or need be sent
-	farewell []byte          // a text frame written just before the close frame
-	ended    int             // of the reader and the writer's close; at 2 the connection is gone
-	raw      syscall.RawConn // the socket, for direct writes (see deliver); set by the first one
+	peerGone bool   // no close frame can or need be sent
+	farewell []byte // a text frame written just before the close frame
+	ended    int    // of the reading side and the writer's close; at 2 the connection is gone
+	readOver bool   // reading has ended (readEnded)
+	// inbox holds text frames read and not handled yet; handling says a goroutine
+	// handles them.
+	inbox      [][]byte
+	inboxBytes int
+	handling   bool
 	// cancelHandling cancels the context of the frame being handled (a subscribe's key
 	// lookup and acknowledgement wait) when the connection closes.
 	cancelHandling context.CancelFunc
 
-	readerEnd chan struct{} // closed when the reader has stopped
+	readerEnd chan struct{} // closed when reading has ended
 }
 
-func newClient(h *Hub, conn *websocket.Conn, id string) *client {
-	return &client{id: id, hub: h, conn: conn, readerEnd: make(chan struct{}),
+// newClient makes the client of an upgraded connection, a socket (a *net.TCPConn, or any
+// net.Conn whose SyscallConn reads and writes a file descriptor).
+func newClient(h *Hub, nc net.Conn, id string) (*client, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("websocket connection %T has no file descriptor", nc)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	c := &client{id: id, hub: h, nc: nc, raw: raw, readerEnd: make(chan struct{}),
 		slot: uint8(h.slots.Add(1) % uint32(h.pingSlots()))}
+	c.lastRead.Store(time.Now().UnixNano())
+	return c, nil
 }
 
 // handlingContext returns the context for handling one client frame; it ends when the
@@ -97,7 +122,7 @@ func (c *client) handlingContext() (ctx context.Context, done func()) {
 // logger is the connection's logger, made when needed: connections are many, log lines
 // about one are few.
 func (c *client) logger() *slog.Logger {
-	return c.hub.log.With("client", c.id, "remote", c.conn.RemoteAddr().String())
+	return c.hub.log.With("client", c.id, "remote", c.nc.RemoteAddr().String())
 }
 
 // startWriter reports whether the caller, holding mu, must start the writer goroutine.
@@ -124,7 +149,7 @@ func (c *client) pingTime() {
 	}
 }
 
-// end records that the reader, or the writer's close, is over; the second one ends the
+// end records that reading, or the writer's close, is over; the second one ends the
 // connection for Shutdown.
 func (c *client) end() {
 	c.mu.Lock()
@@ -250,7 +275,7 @@ func (c *client) closeSlow(reason string, lost int) {
 	}
 	// The writer is most likely blocked on the full socket; an expired deadline frees it
 	// now rather than after the write timeout.
-	c.conn.NetConn().SetWriteDeadline(time.Now())
+	c.nc.SetWriteDeadline(time.Now())
 	dropped += lost
 	c.hub.counters.slowCloses.Add(1)
 	c.hub.counters.droppedSlow.Add(uint64(dropped))

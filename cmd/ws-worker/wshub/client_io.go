@@ -9,72 +9,6 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// readLoop handles the client's frames until the connection fails or closes, then removes
-// the client from the hub.
-func (c *client) readLoop() {
-	defer c.end()
-	defer close(c.readerEnd)
-	defer c.hub.unregister(c)
-	timeout := c.hub.cfg.readTimeout()
-	c.conn.SetReadLimit(MaxInboundBytes)
-	c.conn.SetPongHandler(func(string) error {
-		return c.conn.SetReadDeadline(time.Now().Add(timeout))
-	})
-	// The writer goroutine answers pings and closes (gorilla's handlers would write from
-	// this goroutine, between the writer's frames).
-	c.conn.SetPingHandler(func(data string) error {
-		c.enqueue(outFrame{head: appendHeader(make([]byte, 0, maxHeader), opPong, len(data)), data: []byte(data)})
-		return nil
-	})
-	c.conn.SetCloseHandler(func(int, string) error { return nil })
-	for {
-		// Reset per frame: a slow doc-key lookup must not eat into the next read's time.
-		if err := c.conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-			c.readFailed(err)
-			return
-		}
-		typ, data, err := c.conn.ReadMessage()
-		if err != nil {
-			c.readFailed(err)
-			return
-		}
-		if typ == websocket.TextMessage {
-			// On a goroutine of its own: a subscribe (key lookup, acknowledgement wait)
-			// needs a deeper stack than reading, and an idle connection's reader would
-			// otherwise keep that stack for good. The reader waits, so frames are still
-			// handled one at a time, in order.
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				c.handle(data)
-			}()
-			<-done
-		}
-	}
-}
-
-func (c *client) readFailed(err error) {
-	var ce *websocket.CloseError
-	var ne net.Error
-	switch {
-	case errors.As(err, &ce):
-		// Answered by the writer with the same code, as gorilla would.
-		c.closeWith(ce.Code, "", false)
-		c.logger().Debug("websocket closed by client", "code", ce.Code)
-	case errors.As(err, &ne) && ne.Timeout():
-		if _, first := c.closeWith(websocket.CloseGoingAway, "ping timeout", false); first {
-			c.logger().Info("closing websocket", "reason", "no pong within "+c.hub.cfg.readTimeout().String())
-		}
-	case errors.Is(err, websocket.ErrReadLimit):
-		// gorilla has sent close 1009 already.
-		c.closeWith(websocket.CloseMessageTooBig, "", true)
-		c.logger().Info("closing websocket", "reason", fmt.Sprintf("client frame over %d bytes", MaxInboundBytes))
-	default:
-		c.closeWith(websocket.CloseAbnormalClosure, "", true)
-		c.logger().Debug("websocket read failed", "err", err)
-	}
-}
-
 // handle answers one client frame; what is not a subscribe frame is ignored, and nothing a
 // client sends closes the connection (0.8.x aborted it, §5.3).
 func (c *client) handle(data []byte) {
@@ -161,11 +95,10 @@ var pingFrame = appendHeader(nil, opPing, 0)
 
 // writeBuffers writes bufs in one go (writev), within the write timeout.
 func (c *client) writeBuffers(bufs *net.Buffers) error {
-	nc := c.conn.NetConn()
-	if err := nc.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
 		return err
 	}
-	_, err := bufs.WriteTo(nc)
+	_, err := bufs.WriteTo(c.nc)
 	return err
 }
 
@@ -202,14 +135,14 @@ func (c *client) finish() {
 			bufs = append(bufs, f.head, f.data)
 		}
 		bufs = append(bufs, append(appendHeader(nil, opClose, len(msg)), msg...))
-		nc := c.conn.NetConn()
-		nc.SetWriteDeadline(time.Now().Add(closeGrace))
-		if _, err := bufs.WriteTo(nc); err == nil {
+		c.nc.SetWriteDeadline(time.Now().Add(closeGrace))
+		if _, err := bufs.WriteTo(c.nc); err == nil {
 			select {
 			case <-c.readerEnd:
 			case <-time.After(closeGrace):
 			}
 		}
 	}
-	c.conn.Close()
+	c.nc.Close()
+	c.readEnded() // the client may never have answered
 }

@@ -50,9 +50,13 @@ type Config struct {
 	AllowedOrigins []string
 
 	MaxQueueBytes int
-	WriteTimeout  time.Duration
-	PingInterval  time.Duration
-	PongTimeout   time.Duration
+	// MaxConnections bounds open websockets and handshakes under way (0: no bound).
+	// Beyond it a handshake is refused with 503 and Retry-After, before the process runs
+	// out of open files, which would stall its accept loop for everyone.
+	MaxConnections int
+	WriteTimeout   time.Duration
+	PingInterval   time.Duration
+	PongTimeout    time.Duration
 	// DrainTimeout spreads the closes of Shutdown; zero means the default, negative none.
 	DrainTimeout time.Duration
 	// SubscribeAckTimeout bounds the wait for a publisher's acknowledgement of a new

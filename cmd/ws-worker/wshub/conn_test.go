@@ -162,7 +162,26 @@ func TestDrainClosesWithGoingAway(t *testing.T) {
 	if st := e.hub.Stats(); st.ConnectionsCurrent != 0 {
 		t.Fatalf("after drain: %+v", st)
 	}
-	if _, resp, err := websocket.DefaultDialer.Dial(e.wsURL("/bokeh/sub"), nil); err == nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("dial while draining: %v %v", err, resp)
+	if _, resp, err := websocket.DefaultDialer.Dial(e.wsURL("/bokeh/sub"), nil); err == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("dial while draining: %v %v (want 503 with Retry-After)", err, resp)
 	}
+}
+
+// TestConnectionLimit: beyond MaxConnections a handshake is refused with 503 and a retry
+// hint, before the process runs out of open files; a closed connection frees its place.
+func TestConnectionLimit(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxConnections = 2 }, false)
+	a, b := e.dial(), e.dial()
+	a.mustSubscribe("bokehuser:x", nil)
+	b.mustSubscribe("bokehuser:x", nil)
+	_, resp, err := websocket.DefaultDialer.Dial(e.wsURL("/bokeh/sub"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("third connection: %v %v, want 503 with Retry-After 1", err, resp)
+	}
+	if got := e.hub.Stats().RefusedFull; got != 1 {
+		t.Fatalf("refused_full %d, want 1", got)
+	}
+	a.conn.Close()
+	waitFor(t, "the closed connection to be forgotten", func() bool { return e.hub.Stats().ConnectionsCurrent == 1 })
+	e.dial().mustSubscribe("bokehuser:x", nil)
 }

@@ -3,7 +3,6 @@ package wshub
 import (
 	"errors"
 	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -138,20 +137,8 @@ func (w *directWriter) write(fd uintptr) bool {
 }
 
 // tryWrite writes what the socket takes of fs without waiting, in one system call, and
-// reports the bytes written; a full socket is not an error. A connection that is not a
-// plain socket takes nothing (the writer goroutine writes).
+// reports the bytes written; a full socket is not an error.
 func (c *client) tryWrite(fs []outFrame, w *directWriter) (int, error) {
-	if c.raw == nil {
-		sc, ok := c.conn.NetConn().(syscall.Conn)
-		if !ok {
-			return 0, nil
-		}
-		raw, err := sc.SyscallConn()
-		if err != nil {
-			return 0, nil
-		}
-		c.raw = raw
-	}
 	w.iov = w.iov[:0]
 	for _, f := range fs {
 		if f.head != nil {
@@ -164,7 +151,7 @@ func (c *client) tryWrite(fs []outFrame, w *directWriter) (int, error) {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// The deadline of an earlier write by the writer goroutine is still set: it does
 		// not apply to a write that does not wait.
-		if err = c.conn.NetConn().SetWriteDeadline(time.Time{}); err == nil {
+		if err = c.nc.SetWriteDeadline(time.Time{}); err == nil {
 			err = c.raw.Write(w.call)
 		}
 	}

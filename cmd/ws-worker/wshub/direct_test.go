@@ -53,7 +53,7 @@ func TestPingWaitsForPartialFrame(t *testing.T) {
 	c.mu.Lock()
 	c.writing = true
 	c.mu.Unlock()
-	if _, err := c.conn.NetConn().Write(frame[:1000]); err != nil {
+	if _, err := c.nc.Write(frame[:1000]); err != nil {
 		t.Fatal(err)
 	}
 	c.mu.Lock()

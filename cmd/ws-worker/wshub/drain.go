@@ -35,10 +35,11 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		for _, c := range clients {
-			c.conn.Close() // unblocks their goroutines at once
+			c.nc.Close() // unblocks their writers at once
 		}
 	}
 	h.cancel()
+	h.poller.stop(h.pollDone)
 	h.sub.Close()
 	return err
 }

@@ -63,32 +63,72 @@ func (h *Hub) checkOrigin(r *http.Request) bool {
 	return false
 }
 
+// retryAfter is the Retry-After of a refused websocket: a restarting or full worker.
+const retryAfter = "1"
+
+// refuse answers a handshake with 503 and a retry hint, and closes the connection so that
+// its file is free at once.
+func refuse(w http.ResponseWriter, why string) {
+	w.Header().Set("Retry-After", retryAfter)
+	w.Header().Set("Connection", "close")
+	http.Error(w, why, http.StatusServiceUnavailable)
+}
+
 func (h *Hub) serveWebsocket(upgrader *websocket.Upgrader, w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	draining := h.draining
-	if !draining {
+	full := h.cfg.MaxConnections > 0 && int(h.counters.connections.Load())+h.upgrading >= h.cfg.MaxConnections
+	if !draining && !full {
 		h.handshakes.Add(1)
+		h.upgrading++
 	}
 	h.mu.Unlock()
-	if draining {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	switch {
+	case draining:
+		refuse(w, "shutting down")
+		return
+	case full:
+		h.counters.refusedFull.Add(1)
+		if ok, suppressed := h.fullLog.Allow(time.Second); ok {
+			h.log.Warn("websocket refused: connection limit reached (--max-connections)",
+				"limit", h.cfg.MaxConnections, "suppressed", suppressed)
+		}
+		refuse(w, "this worker is full; retry (another worker may be given)")
 		return
 	}
 	// Done runs after conns.Add below, so Shutdown never misses this connection.
 	defer h.handshakes.Done()
+	defer func() {
+		h.mu.Lock()
+		h.upgrading--
+		h.mu.Unlock()
+	}()
 	conn, err := upgrader.Upgrade(w, r, nil) // answers failed handshakes itself
 	if err != nil {
 		h.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := newClient(h, conn, uuid.NewString())
+	// From here on the hub reads and writes the socket itself; gorilla's connection (and
+	// its buffer, empty: gorilla refuses data sent before the handshake completed) goes.
+	nc := conn.NetConn()
+	c, err := newClient(h, nc, uuid.NewString())
+	if err != nil {
+		h.log.Warn("websocket refused", "err", err)
+		nc.Close()
+		return
+	}
 	if !h.register(c) {
-		conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseGoingAway, "going away"), time.Now().Add(closeGrace))
-		conn.Close()
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "going away")
+		nc.SetWriteDeadline(time.Now().Add(closeGrace))
+		nc.Write(append(appendHeader(nil, opClose, len(msg)), msg...))
+		nc.Close()
 		return
 	}
 	c.logger().Debug("websocket open", "path", r.URL.Path)
-	h.conns.Add(1) // done when both the reader and the close are over (client.end)
-	go c.readLoop()
+	h.conns.Add(1) // done when both reading and the close are over (client.end)
+	if err := h.poller.add(c); err != nil {
+		c.logger().Warn("cannot read websocket", "err", err)
+		c.closeWith(websocket.CloseInternalServerErr, "", false)
+		c.readEnded()
+	}
 }

@@ -30,6 +30,8 @@ type Hub struct {
 	log      *slog.Logger
 	sub      Subscriber
 	keys     *keyLookup
+	poller   *poller
+	pollDone chan struct{} // closed when the poller's goroutine has ended
 	registry *prometheus.Registry
 	ctx      context.Context // cancelled by Shutdown: aborts pending key lookups
 	cancel   context.CancelFunc
@@ -43,6 +45,8 @@ type Hub struct {
 	joining  map[string]int       // clients waiting for a topic's acknowledgement
 	clients  map[*client]struct{}
 	draining bool
+	// upgrading counts handshakes under way, which hold a file each like a connection.
+	upgrading int
 
 	// held keeps the ZeroMQ subscriptions of resynced topics for a while (resync.go);
 	// guarded by mu.
@@ -59,6 +63,7 @@ type Hub struct {
 	apiErrLog ratelog.Limiter
 	ackLog    ratelog.Limiter
 	resyncLog ratelog.Limiter
+	fullLog   ratelog.Limiter
 }
 
 // New connects the hub's ZeroMQ subscriber; serve Handler to accept websockets.
@@ -71,6 +76,9 @@ func New(cfg Config) (*Hub, error) {
 		joining: make(map[string]int), clients: make(map[*client]struct{}), held: make(map[string]time.Time),
 		zmqTopics: make(map[string]bool)}
 	h.keys = newKeyLookup(cfg.APIURL, cfg.SecretKey, cfg.HTTPClient)
+	if h.poller, err = newPoller(); err != nil {
+		return nil, fmt.Errorf("wshub: %w", err)
+	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if cfg.NewSubscriber != nil {
 		h.sub, err = cfg.NewSubscriber(h.dispatchBatch, h.resync)
@@ -81,9 +89,19 @@ func New(cfg Config) (*Hub, error) {
 	}
 	if err != nil {
 		h.cancel()
+		h.pollDone = make(chan struct{})
+		close(h.pollDone)
+		h.poller.stop(h.pollDone)
 		return nil, fmt.Errorf("wshub: %w", err)
 	}
 	h.registry = h.newRegistry()
+	h.pollDone = make(chan struct{})
+	go func() {
+		defer close(h.pollDone)
+		if err := h.poller.run(); err != nil {
+			h.log.Error("websocket reads stopped", "err", err)
+		}
+	}()
 	go h.pinger()
 	return h, nil
 }
@@ -97,8 +115,9 @@ func (h *Hub) pingSlots() int {
 }
 
 // pinger asks every connection for a ping once per PingInterval, a slot's worth at a time,
-// until Shutdown: one goroutine and ticker for the whole worker instead of a timer each. It
-// also releases the subscriptions resyncs held (resync.go).
+// until Shutdown: one goroutine and ticker for the whole worker instead of a timer each.
+// A connection that sent nothing for the read timeout is closed instead. It also releases
+// the subscriptions resyncs held (resync.go).
 func (h *Hub) pinger() {
 	slots := h.pingSlots()
 	tick := time.NewTicker(h.cfg.PingInterval / time.Duration(slots))
@@ -120,8 +139,11 @@ func (h *Hub) pinger() {
 			}
 		}
 		h.mu.RUnlock()
+		now := time.Now()
 		for _, c := range due {
-			c.pingTime()
+			if !c.readTimedOut(now) {
+				c.pingTime()
+			}
 		}
 		clear(due)
 		due = due[:0]

@@ -23,6 +23,7 @@ type counters struct {
 	ackTimeouts      atomic.Uint64    // subscriptions answered without the publisher's acknowledgement
 	resyncs          [4]atomic.Uint64 // per lossReasons
 	resyncCloses     atomic.Uint64
+	refusedFull      atomic.Uint64 // handshakes refused at MaxConnections
 }
 
 // Stats is a snapshot of a hub's counters, served as JSON at /stats.
@@ -60,6 +61,8 @@ type Stats struct {
 	// reconnect); ResyncCloses the connections closed to make their pages reload.
 	Resyncs      map[string]uint64 `json:"resyncs"`
 	ResyncCloses uint64            `json:"resync_closes"`
+	// RefusedFull counts websocket handshakes refused (503) at the connection limit.
+	RefusedFull uint64 `json:"refused_full"`
 }
 
 // Stats returns the hub's counters.
@@ -96,6 +99,7 @@ func (h *Hub) Stats() Stats {
 		ZMQReconnects:        sub.Reconnects,
 		Resyncs:              resyncs,
 		ResyncCloses:         c.resyncCloses.Load(),
+		RefusedFull:          c.refusedFull.Load(),
 	}
 	s.Dropped = s.DroppedMsgtype + s.DroppedSlow + s.DroppedClosed
 	return s
@@ -139,6 +143,7 @@ func (h *Hub) newRegistry() *prometheus.Registry {
 		counter("bokeh_resyncs_total", "Losses of published changes detected (gap, tail, epoch, reconnect); the pages watching the topics are made to reload.",
 			prometheus.Labels{"reason": string(r)}, func(s Stats) float64 { return float64(s.Resyncs[string(r)]) })
 	}
+	counter("bokeh_ws_refused_full_total", "Websocket handshakes refused (503, Retry-After) at the connection limit.", nil, func(s Stats) float64 { return float64(s.RefusedFull) })
 	counter("bokeh_ws_resync_closes_total", "Connections closed with code 4001 so that their pages reload.", nil, func(s Stats) float64 { return float64(s.ResyncCloses) })
 	return reg
 }

@@ -9,15 +9,16 @@ import (
 // The hub writes its websocket frames itself, so that the frames queued for a connection go
 // out in one system call (writev) instead of one each: a connection that fell a few frames
 // behind catches up at a fraction of the cost, and its reader gets them in one read. Only
-// server-to-client frames are written, which are never masked; gorilla/websocket still does
-// the handshake and all the reading.
+// server-to-client frames are written, which are never masked; gorilla/websocket does the
+// handshake, and the hub reads the client's frames itself (poller.go, reader.go).
 
 // Frame opcodes (RFC 6455 §5.2).
 const (
-	opText  = 0x1
-	opClose = 0x8
-	opPing  = 0x9
-	opPong  = 0xA
+	opText   = 0x1
+	opBinary = 0x2
+	opClose  = 0x8
+	opPing   = 0x9
+	opPong   = 0xA
 )
 
 // maxHeader is the longest frame header the server writes.
