@@ -60,7 +60,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 		// too few replicas within --redis-wait-replicas' timeout) may have been, so say
 		// what holds either way: it was not confirmed, and repeating it is safe.
 		code, msg = http.StatusServiceUnavailable, "storage unavailable: the change was not confirmed; repeating it is safe, retry shortly"
-		c.Response().Header().Set("Retry-After", "1")
 		s.metrics.storageError(err)
 		s.log.Warn("storage unavailable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	case errors.Is(err, context.Canceled):
