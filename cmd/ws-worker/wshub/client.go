@@ -55,7 +55,8 @@ type client struct {
 	in       inFrames     // what the client sent so far; the poller's alone
 	lastRead atomic.Int64 // time of the last bytes read, unix nanoseconds
 
-	topics []string // guarded by hub.mu; usually one or two
+	topics []string    // guarded by hub.mu; usually one or two
+	gone   atomic.Bool // unregistered: dispatch skips it (subscribers.go); set under hub.mu
 
 	mu       sync.Mutex
 	queue    []outFrame // frames to write are queue[head:]

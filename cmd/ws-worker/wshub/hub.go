@@ -41,8 +41,8 @@ type Hub struct {
 	handshakes sync.WaitGroup
 
 	mu       sync.RWMutex
-	topics   map[string][]*client // copy-on-write: dispatch iterates without the lock
-	joining  map[string]int       // clients waiting for a topic's acknowledgement
+	topics   map[string]*subscribers // dispatch iterates without the lock (subscribers.go)
+	joining  map[string]int          // clients waiting for a topic's acknowledgement
 	clients  map[*client]struct{}
 	draining bool
 	// upgrading counts handshakes under way, which hold a file each like a connection.
@@ -72,7 +72,7 @@ func New(cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger, topics: make(map[string][]*client), direct: newDirectWriter(),
+	h := &Hub{cfg: cfg, log: cfg.Logger, topics: make(map[string]*subscribers), direct: newDirectWriter(),
 		joining: make(map[string]int), clients: make(map[*client]struct{}), held: make(map[string]time.Time),
 		zmqTopics: make(map[string]bool)}
 	h.keys = newKeyLookup(cfg.APIURL, cfg.SecretKey, cfg.HTTPClient)
@@ -197,10 +197,12 @@ func (h *Hub) subscribe(ctx context.Context, c *client, topic string) error {
 	}
 	if err == nil {
 		c.topics = append(c.topics, topic)
-		// Appending in place is safe for dispatch, which reads only up to the length it
-		// took; a removal copies (see unregister). Amortised growth, where copying on
-		// every subscribe cost O(subscribers²) for a popular document.
-		h.topics[topic] = append(h.topics[topic], c)
+		subs := h.topics[topic]
+		if subs == nil {
+			subs = &subscribers{}
+			h.topics[topic] = subs
+		}
+		subs.add(c)
 		h.counters.subscriptions.Add(1)
 		c.reply(successFrame(topic, c.id))
 	}
@@ -244,12 +246,15 @@ func (h *Hub) unregister(c *client) {
 	delete(h.clients, c)
 	topics := c.topics
 	c.topics = nil
+	c.gone.Store(true)
 	for _, topic := range topics {
-		rest := slices.DeleteFunc(slices.Clone(h.topics[topic]), func(o *client) bool { return o == c })
-		if len(rest) == 0 {
+		subs := h.topics[topic]
+		if subs == nil {
+			continue
+		}
+		subs.drop()
+		if subs.live() == 0 {
 			delete(h.topics, topic)
-		} else {
-			h.topics[topic] = rest
 		}
 	}
 	h.counters.connections.Add(-1)
@@ -272,7 +277,7 @@ func (h *Hub) syncTopic(topic string) (<-chan struct{}, error) {
 	defer h.subMu.Unlock()
 	h.mu.RLock()
 	_, held := h.held[topic]
-	want := len(h.topics[topic]) > 0 || h.joining[topic] > 0 || held
+	want := h.topics[topic] != nil || h.joining[topic] > 0 || held
 	h.mu.RUnlock()
 	switch {
 	case want:
@@ -316,7 +321,10 @@ func (h *Hub) dispatchBatch(msgs []broker.Message) (backlog bool) {
 func (h *Hub) dispatchRun(msgs []broker.Message) (backlog bool) {
 	topic := msgs[0].Topic
 	h.mu.RLock()
-	clients := h.topics[topic]
+	var clients []*client
+	if subs := h.topics[topic]; subs != nil {
+		clients = subs.all
+	}
 	h.mu.RUnlock()
 	if len(clients) == 0 {
 		h.counters.unwatched.Add(uint64(len(msgs)))
@@ -345,6 +353,9 @@ func (h *Hub) dispatchRun(msgs []broker.Message) (backlog bool) {
 		frames = append(frames, f)
 	}
 	for _, c := range clients {
+		if c.gone.Load() {
+			continue
+		}
 		if c.deliver(frames, h.direct) && c.queuedBytes() > backlogBytes {
 			backlog = true
 		}

@@ -55,15 +55,18 @@ func (h *Hub) resync(l broker.Loss) {
 	until := time.Now().Add(ResyncHold)
 	affected := 0
 	for _, topic := range topics {
-		clients := h.topics[topic]
-		if len(clients) == 0 {
+		subs := h.topics[topic]
+		if subs == nil {
 			continue
 		}
 		affected++
 		delete(h.topics, topic)
 		h.held[topic] = until
-		h.counters.subscriptions.Add(-int64(len(clients)))
-		for _, c := range clients {
+		h.counters.subscriptions.Add(-int64(subs.live()))
+		for _, c := range subs.all {
+			if c.gone.Load() {
+				continue
+			}
 			closing[c] = slices.Contains(c.topics, debugTopic)
 			c.topics = slices.DeleteFunc(c.topics, func(t string) bool { return t == topic })
 		}
