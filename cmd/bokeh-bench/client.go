@@ -319,6 +319,10 @@ func dialSubscriberWith(ctx context.Context, d *websocket.Dialer, url, topic, au
 		opened()
 	}
 	if topic != "" {
+		// The answer is awaited only while ctx lasts: a storm's end must not wait for a
+		// server that accepted the websocket and never answers.
+		cancelled := context.AfterFunc(ctx, func() { conn.NetConn().SetDeadline(time.Unix(1, 0)) })
+		defer cancelled()
 		msg, _ := json.Marshal(map[string]any{"msgtype": "subscribe", "topic": topic, "auth": auth})
 		conn.SetWriteDeadline(time.Now().Add(replyWait))
 		if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
@@ -336,6 +340,10 @@ func dialSubscriberWith(ctx context.Context, d *websocket.Dialer, url, topic, au
 		if err != nil || !bytes.Contains(reply, []byte("subscribesuccess")) {
 			conn.Close()
 			return nil, &subscribeError{topic: topic, reply: reply, err: err}
+		}
+		if !cancelled() {
+			conn.Close()
+			return nil, &subscribeError{topic: topic, err: ctx.Err()}
 		}
 		conn.SetReadDeadline(time.Time{})
 	}
