@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -309,8 +310,41 @@ func dialSubscriber(url, topic, auth string) (*subscriber, error) {
 
 // dialSubscriberWith is dialSubscriber through d, within ctx, waiting at most replyWait for
 // the subscribe's answer; opened, when not nil, is called once the websocket is open.
+//
+// Ending ctx ends the attempt at any point until the subscriber is returned: gorilla's
+// handshake only heeds its HandshakeTimeout, so the connection is closed under it (a
+// storm's end must not wait for a server that accepted a socket and never answered).
 func dialSubscriberWith(ctx context.Context, d *websocket.Dialer, url, topic, auth string, replyWait time.Duration, opened func()) (*subscriber, error) {
-	conn, resp, err := d.DialContext(ctx, url, http.Header{"Origin": {"http://127.0.0.1"}})
+	var mu sync.Mutex
+	var nc net.Conn
+	ended := false
+	dd := *d
+	netDial := d.NetDialContext
+	if netDial == nil {
+		netDial = (&net.Dialer{}).DialContext
+	}
+	dd.NetDialContext = func(dctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := netDial(dctx, network, addr)
+		if err == nil {
+			mu.Lock()
+			nc = c
+			if ended {
+				c.Close()
+			}
+			mu.Unlock()
+		}
+		return c, err
+	}
+	cut := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		ended = true
+		if nc != nil {
+			nc.Close()
+		}
+		mu.Unlock()
+	})
+	defer cut()
+	conn, resp, err := dd.DialContext(ctx, url, http.Header{"Origin": {"http://127.0.0.1"}})
 	if err != nil {
 		return nil, &dialError{url: url, resp: resp, err: err}
 	}
@@ -319,10 +353,6 @@ func dialSubscriberWith(ctx context.Context, d *websocket.Dialer, url, topic, au
 		opened()
 	}
 	if topic != "" {
-		// The answer is awaited only while ctx lasts: a storm's end must not wait for a
-		// server that accepted the websocket and never answers.
-		cancelled := context.AfterFunc(ctx, func() { conn.NetConn().SetDeadline(time.Unix(1, 0)) })
-		defer cancelled()
 		msg, _ := json.Marshal(map[string]any{"msgtype": "subscribe", "topic": topic, "auth": auth})
 		conn.SetWriteDeadline(time.Now().Add(replyWait))
 		if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
@@ -341,11 +371,11 @@ func dialSubscriberWith(ctx context.Context, d *websocket.Dialer, url, topic, au
 			conn.Close()
 			return nil, &subscribeError{topic: topic, reply: reply, err: err}
 		}
-		if !cancelled() {
-			conn.Close()
-			return nil, &subscribeError{topic: topic, err: ctx.Err()}
-		}
 		conn.SetReadDeadline(time.Time{})
+	}
+	if !cut() {
+		conn.Close()
+		return nil, &subscribeError{topic: topic, err: ctx.Err()}
 	}
 	s := &subscriber{conn: conn, done: make(chan struct{}), keep: true}
 	go s.read()
