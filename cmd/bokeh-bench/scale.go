@@ -300,18 +300,23 @@ func (e *env) scaleUpdates(fl *fleet, cas string, docs []*scaleDoc, viewers int,
 		if err != nil {
 			return err
 		}
-		srv1, cli1 := cpuSum(servers()), fl.cpu()
-		p := percentiles(lat, 50, 99, 100)
-		r.set(figUpd50, "ms", p[0])
-		r.set(figUpd99, "ms", p[1])
-		r.set(figUpdMax, "ms", p[2])
-		r.set(figUpdMissing, "count", float64(missing))
-		r.set(figUpdSrvCPU, "ms", float64(srv1-srv0)/1e6)
-		r.set(figUpdCliCPU, "ms", float64(cli1-cli0)/1e6)
-		e.log("scale: %s update %d: p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d missing", cas, run+1, p[0], p[1], p[2], missing)
+		e.recordUpdate(r, cas, run, lat, missing, cpuSum(servers())-srv0, fl.cpu()-cli0)
 		time.Sleep(500 * time.Millisecond)
 	}
 	return nil
+}
+
+// recordUpdate adds one update's figures to r: latencies, frames missing, and the CPU the
+// servers and the load generator spent on it.
+func (e *env) recordUpdate(r *row, cas string, run int, lat []int64, missing int, srvCPU, cliCPU time.Duration) {
+	p := percentiles(lat, 50, 99, 100)
+	r.set(figUpd50, "ms", p[0])
+	r.set(figUpd99, "ms", p[1])
+	r.set(figUpdMax, "ms", p[2])
+	r.set(figUpdMissing, "count", float64(missing))
+	r.set(figUpdSrvCPU, "ms", float64(srvCPU)/1e6)
+	r.set(figUpdCliCPU, "ms", float64(cliCPU)/1e6)
+	e.log("scale: %s update %d: p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d missing", cas, run+1, p[0], p[1], p[2], missing)
 }
 
 // deliveryWait bounds how long an update's frames are waited for.
@@ -753,15 +758,7 @@ func (e *env) scaleRaw(plan scalePlan) error {
 			if err != nil {
 				return err
 			}
-			srv1, cli1 := cpuSum(pids), fl.cpu()
-			p := percentiles(lat, 50, 99, 100)
-			r.set(figUpd50, "ms", p[0])
-			r.set(figUpd99, "ms", p[1])
-			r.set(figUpdMax, "ms", p[2])
-			r.set(figUpdMissing, "count", float64(missing))
-			r.set(figUpdSrvCPU, "ms", float64(srv1-srv0)/1e6)
-			r.set(figUpdCliCPU, "ms", float64(cli1-cli0)/1e6)
-			e.log("scale: raw %s update %d: p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d missing", c.name, run+1, p[0], p[1], p[2], missing)
+			e.recordUpdate(r, "raw "+c.name, run, lat, missing, cpuSum(pids)-srv0, fl.cpu()-cli0)
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
