@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // ServerOptions describe one bokeh-server process.
@@ -97,6 +100,40 @@ func (s *Server) WaitReady(tb testing.TB) {
 		for i := 0; i < s.Opts.Workers; i++ {
 			WaitHTTP(tb, s.Proc, "http://127.0.0.1:"+strconv.Itoa(s.WSPort+i)+"/healthz")
 		}
+		s.waitWorkersHandedOut(tb)
+	}
+}
+
+// workersUpWait bounds how long the API may take to hand out every worker.
+const workersUpWait = 10 * time.Second
+
+// waitWorkersHandedOut waits until wsurl has named every auto-started worker. The API
+// hands a worker out once its own probe has seen it healthy, a moment after the worker
+// answers: a test that kills one worker right after the start must find the others up.
+// With --ws-conn-string, wsurl names no worker port, and there is nothing to wait for.
+func (s *Server) waitWorkersHandedOut(tb testing.TB) {
+	tb.Helper()
+	seen := map[int]bool{}
+	for deadline := time.Now().Add(workersUpWait); len(seen) < s.Opts.Workers; {
+		resp, err := http.Get(s.Root + "bokeh/wsurl/")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				p := URLPort(string(body))
+				if p < s.WSPort || p >= s.WSPort+s.Opts.Workers {
+					return
+				}
+				if !seen[p] {
+					seen[p] = true
+					continue
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("bokeh-server :%d handed out %d of its %d workers within %v", s.Port, len(seen), s.Opts.Workers, workersUpWait)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
