@@ -28,6 +28,30 @@ func (p *countingPublisher) Stats() broker.PublishStats {
 }
 func (p *countingPublisher) Close() error { return nil }
 
+// benchDoc serves an API over store (closed when b ends), tuned by tune when not nil, with
+// one document holding a plot of n points pushed as the Python client does; it returns the
+// API's handler, the client and the plot.
+func benchDoc(b *testing.B, store storage.Store, n int, tune func(*api.Server)) (http.Handler, *apitest.PyClient, *apitest.Plot) {
+	b.Cleanup(func() { store.Close() })
+	srv, err := api.New(api.Config{SecretKey: "bench", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		store, &countingPublisher{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if tune != nil {
+		tune(srv)
+	}
+	h := srv.Handler()
+	hs := httptest.NewServer(h)
+	b.Cleanup(hs.Close)
+	c := apitest.NewPyClient(hs.URL)
+	c.UseDoc(b, "bench")
+	ctx, _ := c.LoadDocument(b)
+	plot := apitest.NewPlot(c.DocID, ctx.ID, n)
+	c.Push(b, apitest.MarshalModels(b, plot.Models))
+	return h, c, plot
+}
+
 // BenchmarkBulkUpsert1000 measures the Python client's streaming write (store_objects of a
 // 1000-point ColumnDataSource) through the whole handler: routing, auth, parse, merge,
 // storage write and publish, per backend.
@@ -52,21 +76,7 @@ func BenchmarkBulkUpsert1000(b *testing.B) {
 	}
 	for _, name := range []string{"memory", "shelve", "redis"} {
 		b.Run(name, func(b *testing.B) {
-			store := backends[name](b)
-			defer store.Close()
-			srv, err := api.New(api.Config{SecretKey: "bench", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-				store, &countingPublisher{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			h := srv.Handler()
-			hs := httptest.NewServer(h)
-			defer hs.Close()
-			c := apitest.NewPyClient(hs.URL)
-			c.UseDoc(b, "bench")
-			ctx, _ := c.LoadDocument(b)
-			plot := apitest.NewPlot(c.DocID, ctx.ID, 1000)
-			c.Push(b, apitest.MarshalModels(b, plot.Models))
+			h, c, plot := benchDoc(b, backends[name](b), 1000, nil)
 			body := apitest.SourceUpdate(c.DocID, plot.Source, 1000, 1)
 			url := "/bokeh/bb/" + c.DocID + "/bulkupsert"
 			b.SetBytes(int64(len(body)))
@@ -93,24 +103,11 @@ func BenchmarkDocInfoCrowd(b *testing.B) {
 	for _, shared := range []bool{false, true} {
 		name := map[bool]string{false: "unshared", true: "shared"}[shared]
 		b.Run(name, func(b *testing.B) {
-			store := storage.NewMemory(time.Hour)
-			defer store.Close()
-			srv, err := api.New(api.Config{SecretKey: "bench", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-				store, &countingPublisher{})
-			if err != nil {
-				b.Fatal(err)
-			}
+			var tune func(*api.Server)
 			if !shared {
-				api.UnshareReads(srv)
+				tune = api.UnshareReads
 			}
-			h := srv.Handler()
-			hs := httptest.NewServer(h)
-			defer hs.Close()
-			c := apitest.NewPyClient(hs.URL)
-			c.UseDoc(b, "bench")
-			ctx, _ := c.LoadDocument(b)
-			plot := apitest.NewPlot(c.DocID, ctx.ID, 100)
-			c.Push(b, apitest.MarshalModels(b, plot.Models))
+			h, c, _ := benchDoc(b, storage.NewMemory(time.Hour), 100, tune)
 			url := "/bokeh/bokehinfo/" + c.DocID + "/"
 			b.ReportAllocs()
 			b.SetParallelism(64)
