@@ -2,12 +2,12 @@ package wshub
 
 import (
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bokeh-go/bokeh-server/broker"
+	"github.com/bokeh-go/bokeh-server/broker/brokertest"
 )
 
 // tempTopic is a fresh bokehplot topic that needs no document keys.
@@ -101,20 +101,10 @@ func TestAckNotSentToClients(t *testing.T) {
 	}
 }
 
-func freeTCPAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return "tcp://" + ln.Addr().String()
-}
-
 // With no publisher reachable a subscribe is still answered, after the acknowledgement
 // timeout; once a publisher comes, the pending request is answered and nobody waits.
 func TestSubscribeWithoutPublisher(t *testing.T) {
-	addr := freeTCPAddr(t)
+	addr := brokertest.FreeTCPAddr(t)
 	e := newZMQEnv(t, func(c *Config) {
 		c.ZMQAddr = addr
 		c.SubscribeAckTimeout = 50 * time.Millisecond
