@@ -111,6 +111,8 @@ func serve(ctx context.Context, o options, getenv func(string) string, log *slog
 		log.Info("ws-worker shutting down", "drain", o.drainTimeout)
 	case serveErr = <-served:
 		serveErr = fmt.Errorf("serve %s: %w", ln.Addr(), serveErr)
+	case serveErr = <-hub.Failed():
+		log.Error("ws-worker cannot go on", "err", serveErr)
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), o.drainTimeout+shutdownSlack)
 	defer scancel()

@@ -32,6 +32,7 @@ type Hub struct {
 	keys     *keyLookup
 	poller   *poller
 	pollDone chan struct{} // closed when the poller's goroutine has ended
+	failed   chan error    // the poller's error, if it stopped on its own (Failed)
 	registry *prometheus.Registry
 	ctx      context.Context // cancelled by Shutdown: aborts pending key lookups
 	cancel   context.CancelFunc
@@ -95,16 +96,21 @@ func New(cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("wshub: %w", err)
 	}
 	h.registry = h.newRegistry()
-	h.pollDone = make(chan struct{})
+	h.pollDone, h.failed = make(chan struct{}), make(chan error, 1)
 	go func() {
 		defer close(h.pollDone)
 		if err := h.poller.run(); err != nil {
-			h.log.Error("websocket reads stopped", "err", err)
+			h.failed <- fmt.Errorf("reading websockets stopped: %w", err)
 		}
 	}()
 	go h.pinger()
 	return h, nil
 }
+
+// Failed delivers an error if the hub can no longer read its connections. It cannot mend
+// that: the program should shut the hub down and exit, so that its supervisor restarts it
+// and the pages reconnect elsewhere meanwhile.
+func (h *Hub) Failed() <-chan error { return h.failed }
 
 // pingSlots is how many parts of PingInterval the pings are spread over (fewer, for
 // intervals under that many milliseconds).

@@ -153,3 +153,19 @@ func subscribeQuietly(t *testing.T, c *wsClient, topic string) {
 		t.Fatalf("subscribe: %q %v", msg, err)
 	}
 }
+
+// TestPollerFailureIsReported: when the poller can wait no longer (here its epoll instance
+// is closed under it), Failed says so, for ws-worker to exit and be restarted instead of
+// holding connections it no longer reads.
+func TestPollerFailureIsReported(t *testing.T) {
+	e := newEnv(t, nil, false)
+	e.hub.poller.epfd.Close()
+	select {
+	case err := <-e.hub.Failed():
+		if err == nil || !strings.Contains(err.Error(), "reading websockets stopped") {
+			t.Fatalf("Failed delivered %v", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the poller stopped and Failed said nothing")
+	}
+}
